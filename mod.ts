@@ -1,0 +1,59 @@
+/**
+ * isola runs fragile or untrusted plug-in code out of harm's way, in a
+ * thread or a sandboxed child process, and talks to it over a Unix socket
+ * that carries data and file descriptors. It is libcamera's IPA isolation
+ * design (IPC unix socket, IPC pipe, pidfd-based process management, IPA
+ * proxies) for Deno.
+ *
+ * Requires Linux (kernel >= 5.4, glibc >= 2.34) and `--allow-ffi`, which is
+ * full trust for the *parent*: isolation of the child comes from the
+ * kernel.
+ *
+ * @example Passing a buffer by descriptor
+ * ```ts
+ * import { createMemfd, IpcUnixSocket, readFd } from "@isola/isola";
+ *
+ * using parent = new IpcUnixSocket();
+ * using child = new IpcUnixSocket();
+ * child.bind(parent.create());
+ * using buf = createMemfd({ data: new Uint8Array([1, 2, 3]) });
+ * parent.send({ fds: [buf] });
+ * using msg = child.receive({ timeout: 1000 });
+ * console.log(readFd(msg.fds[0])); // Uint8Array(3) [ 1, 2, 3 ]
+ * ```
+ *
+ * @module
+ */
+export {
+  IpcClosedError,
+  IpcProtocolError,
+  type IpcProtocolErrorReason,
+  IpcTimeoutError,
+  SyscallError,
+} from "./src/errors.ts";
+export { type FdLike, OwnedFd } from "./src/owned_fd.ts";
+export {
+  createMemfd,
+  type CreateMemfdOptions,
+  fdSize,
+  IMMUTABLE_SEALS,
+  isSealed,
+  readFd,
+  sealFd,
+  writeFd,
+} from "./src/memfd.ts";
+export {
+  DEFAULT_SEND_TIMEOUT,
+  INLINE_DATA_MAX,
+  IpcErrorEvent,
+  IpcMessageEvent,
+  IpcPayload,
+  type IpcPayloadInit,
+  type IpcReceiveOptions,
+  type IpcSendOptions,
+  IpcUnixSocket,
+  type IpcUnixSocketEventMap,
+  type IpcUnixSocketOptions,
+  type IpcUnixSocketState,
+  MAX_FDS_PER_MESSAGE,
+} from "./src/ipc_unix_socket.ts";
