@@ -90,3 +90,13 @@ export const clone_args = Object.freeze({
   cgroup: 80, // u64
   SIZEOF: 88,
 });
+
+/**
+ * Opaque glibc types from `<spawn.h>` and `<signal.h>` that isola only
+ * allocates and hands to their init functions: their sizes on LP64 glibc.
+ */
+export const glibc_opaque = Object.freeze({
+  posix_spawn_file_actions_t: 80,
+  posix_spawnattr_t: 336,
+  sigset_t: 128,
+});

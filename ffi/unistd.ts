@@ -34,29 +34,33 @@ export const MFD = Object.freeze({
   MFD_ALLOW_SEALING: 0x2,
 });
 
-const libc = lazyLibc({
-  // int close(int fd);
-  close: { parameters: [C.int], result: C.int },
-  // ssize_t read(int fd, void *buf, size_t count);
-  read: { parameters: [C.int, C.buf, C.size_t], result: C.ssize_t },
-  // ssize_t write(int fd, const void *buf, size_t count);
-  write: { parameters: [C.int, C.buf, C.size_t], result: C.ssize_t },
-  // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
-  pread: { parameters: [C.int, C.buf, C.size_t, C.off_t], result: C.ssize_t },
-  // ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset);
-  pwrite: {
-    parameters: [C.int, C.buf, C.size_t, C.off_t],
-    result: C.ssize_t,
-  },
-  // off_t lseek(int fd, off_t offset, int whence);
-  lseek: { parameters: [C.int, C.off_t, C.int], result: C.off_t },
-  // int fcntl(int fd, int cmd, int arg);  (the int-argument form)
-  fcntl: { parameters: [C.int, C.int, C.int], result: C.int },
-  // int memfd_create(const char *name, unsigned int flags);
-  memfd_create: { parameters: [C.buf, C.uint], result: C.int },
-  // int dup(int oldfd);
-  dup: { parameters: [C.int], result: C.int },
-} satisfies Deno.ForeignLibraryInterface);
+const libc = lazyLibc(
+  {
+    // int close(int fd);
+    close: { parameters: [C.int], result: C.int },
+    // ssize_t read(int fd, void *buf, size_t count);
+    read: { parameters: [C.int, C.buf, C.size_t], result: C.ssize_t },
+    // ssize_t write(int fd, const void *buf, size_t count);
+    write: { parameters: [C.int, C.buf, C.size_t], result: C.ssize_t },
+    // ssize_t pread(int fd, void *buf, size_t count, off_t offset);
+    pread: { parameters: [C.int, C.buf, C.size_t, C.off_t], result: C.ssize_t },
+    // ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset);
+    pwrite: {
+      parameters: [C.int, C.buf, C.size_t, C.off_t],
+      result: C.ssize_t,
+    },
+    // off_t lseek(int fd, off_t offset, int whence);
+    lseek: { parameters: [C.int, C.off_t, C.int], result: C.off_t },
+    // int fcntl(int fd, int cmd, int arg);  (the int-argument form)
+    fcntl: { parameters: [C.int, C.int, C.int], result: C.int },
+    // int memfd_create(const char *name, unsigned int flags);
+    memfd_create: { parameters: [C.buf, C.uint], result: C.int },
+    // int dup(int oldfd);
+    dup: { parameters: [C.int], result: C.int },
+    // ssize_t readlink(const char *pathname, char *buf, size_t bufsiz);
+    readlink: { parameters: [C.buf, C.buf, C.size_t], result: C.ssize_t },
+  } satisfies Deno.ForeignLibraryInterface,
+);
 
 /** close(2). Returns 0 or `-errno`. */
 export function close(fd: number): number {
@@ -110,4 +114,16 @@ export function memfdCreate(name: string, flags: number): number {
   const cname = new TextEncoder().encode(name + "\0");
   const r = libc().memfd_create(cname, flags);
   return r < 0 ? -errno() : r;
+}
+
+/**
+ * readlink(2). Returns the link target, or `-errno`. Deno itself refuses
+ * `/proc/self` paths without `--allow-all`; this goes through FFI.
+ */
+export function readlink(path: string): string | number {
+  const cpath = new TextEncoder().encode(path + "\0");
+  const buf = new Uint8Array(4096);
+  const n = Number(libc().readlink(cpath, buf, BigInt(buf.length)));
+  if (n < 0) return -errno();
+  return new TextDecoder().decode(buf.subarray(0, n));
 }

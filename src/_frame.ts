@@ -96,7 +96,11 @@ export function decodeFrame(
   const hflags = b[6];
   const version = b[7];
   if (version !== FRAME_VERSION || (hflags & ~FLAG_MEMFD) !== 0) {
-    reject(fds, "bad-version", `version ${version}, flags 0x${hflags.toString(16)}`);
+    reject(
+      fds,
+      "bad-version",
+      `version ${version}, flags 0x${hflags.toString(16)}`,
+    );
   }
   if (size > maxSize) {
     reject(fds, "too-large", `declares ${size} bytes, limit ${maxSize}`);
@@ -121,17 +125,29 @@ export function decodeFrame(
     return { data: b.slice(HEADER_SIZE, n), fds };
   }
   if (n !== HEADER_SIZE) {
-    reject(fds, "length-mismatch", `memfd frame with ${n - HEADER_SIZE} inline bytes`);
+    reject(
+      fds,
+      "length-mismatch",
+      `memfd frame with ${n - HEADER_SIZE} inline bytes`,
+    );
   }
   const memfd = fds[fds.length - 1];
   const seals = fcntl(memfd, F.F_GET_SEALS);
   const need = F.F_SEAL_SHRINK | F.F_SEAL_GROW | F.F_SEAL_WRITE;
   if (seals < 0 || (seals & need) !== need) {
-    reject(fds, "unsealed-payload", "the data descriptor is not a sealed memfd");
+    reject(
+      fds,
+      "unsealed-payload",
+      "the data descriptor is not a sealed memfd",
+    );
   }
   const actual = lseek(memfd, 0, F.SEEK_END);
   if (actual !== size) {
-    reject(fds, "length-mismatch", `declares ${size} bytes, memfd holds ${actual}`);
+    reject(
+      fds,
+      "length-mismatch",
+      `declares ${size} bytes, memfd holds ${actual}`,
+    );
   }
   const data = new Uint8Array(size);
   let done = 0;
@@ -140,7 +156,11 @@ export function decodeFrame(
     if (r === -4) continue;
     if (r <= 0) {
       closeAll(fds);
-      throw new SyscallError(r < 0 ? -r : 5, "pread", "Cannot read message data");
+      throw new SyscallError(
+        r < 0 ? -r : 5,
+        "pread",
+        "Cannot read message data",
+      );
     }
     done += r;
   }

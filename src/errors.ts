@@ -26,6 +26,8 @@ export { SyscallError } from "../ffi/errno.ts";
  */
 export class IpcClosedError extends Error {
   /**
+   * Builds the object.
+   *
    * @param message What could not be done and why.
    * @param options The underlying error, if any.
    */
@@ -57,6 +59,8 @@ export class IpcTimeoutError extends Error {
   readonly timeout: number;
 
   /**
+   * Builds the object.
+   *
    * @param message What could not be done.
    * @param timeout The deadline, in milliseconds.
    */
@@ -96,6 +100,8 @@ export class IpcProtocolError extends Error {
   readonly reason: IpcProtocolErrorReason;
 
   /**
+   * Builds the object.
+   *
    * @param reason Which rule the frame broke.
    * @param detail What was seen.
    */

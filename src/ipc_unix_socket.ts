@@ -64,6 +64,8 @@ export class IpcPayload implements Disposable {
   readonly fds: OwnedFd[];
 
   /**
+   * Builds the object.
+   *
    * @param data The bytes.
    * @param fds The descriptors, now owned by this payload.
    */
@@ -130,7 +132,11 @@ export class IpcMessageEvent extends Event {
   /** The message; its descriptors belong to the listener. */
   readonly payload: IpcPayload;
 
-  /** @param payload The message. */
+  /**
+   * Builds the event.
+   *
+   * @param payload The message.
+   */
   constructor(payload: IpcPayload) {
     super("message");
     this.payload = payload;
@@ -142,7 +148,11 @@ export class IpcErrorEvent extends Event {
   /** What went wrong: usually an {@linkcode IpcProtocolError}. */
   readonly error: Error;
 
-  /** @param error What went wrong. */
+  /**
+   * Builds the event.
+   *
+   * @param error What went wrong.
+   */
   constructor(error: Error) {
     super("error");
     this.error = error;
@@ -578,11 +588,19 @@ export class IpcUnixSocket extends EventTarget
     listener: (this: IpcUnixSocket, ev: IpcUnixSocketEventMap[K]) => unknown,
     options?: boolean | AddEventListenerOptions,
   ): void;
+  /**
+   * Listens for any event type, with a generic listener.
+   *
+   * @param type The event type.
+   * @param listener The handler.
+   * @param options Standard listener options.
+   */
   override addEventListener(
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void;
+  /** Listens for events (implementation of the overloads above). */
   override addEventListener(
     type: string,
     // deno-lint-ignore no-explicit-any
