@@ -10,12 +10,14 @@
  */
 import { C, lazyLibc } from "./libc.ts";
 
-const libc = lazyLibc({
-  // int *__errno_location(void);
-  __errno_location: { parameters: [], result: C.ptr },
-  // char *strerror(int errnum);
-  strerror: { parameters: [C.int], result: C.ptr },
-} satisfies Deno.ForeignLibraryInterface);
+const libc = lazyLibc(
+  {
+    // int *__errno_location(void);
+    __errno_location: { parameters: [], result: C.ptr },
+    // char *strerror(int errnum);
+    strerror: { parameters: [C.int], result: C.ptr },
+  } satisfies Deno.ForeignLibraryInterface,
+);
 
 let errnoView: Deno.UnsafePointerView | undefined;
 

@@ -21,17 +21,19 @@ export const POLL = Object.freeze({
   POLLRDHUP: 0x2000,
 });
 
-const libc = lazyLibc({
-  // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
-  poll: { parameters: [C.buf, C.size_t, C.int], result: C.int },
-  // The same, run on a pool thread.
-  poll_async: {
-    name: "poll",
-    parameters: [C.buf, C.size_t, C.int],
-    result: C.int,
-    nonblocking: true,
-  },
-} satisfies Deno.ForeignLibraryInterface);
+const libc = lazyLibc(
+  {
+    // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
+    poll: { parameters: [C.buf, C.size_t, C.int], result: C.int },
+    // The same, run on a pool thread.
+    poll_async: {
+      name: "poll",
+      parameters: [C.buf, C.size_t, C.int],
+      result: C.int,
+      nonblocking: true,
+    },
+  } satisfies Deno.ForeignLibraryInterface,
+);
 
 /** An array of `struct pollfd` backed by one buffer that never moves. */
 export class PollFds {

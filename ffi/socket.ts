@@ -50,28 +50,30 @@ export const MSG = Object.freeze({
 /** The kernel's limit of descriptors in one SCM_RIGHTS message (SCM_MAX_FD). */
 export const SCM_MAX_FD = 253;
 
-const libc = lazyLibc({
-  // int socketpair(int domain, int type, int protocol, int sv[2]);
-  socketpair: { parameters: [C.int, C.int, C.int, C.buf], result: C.int },
-  // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags);
-  sendmsg: { parameters: [C.int, C.buf, C.int], result: C.ssize_t },
-  // ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags);
-  recvmsg: { parameters: [C.int, C.buf, C.int], result: C.ssize_t },
-  // int shutdown(int sockfd, int how);
-  shutdown: { parameters: [C.int, C.int], result: C.int },
-  // int getsockopt(int sockfd, int level, int optname, void *optval,
-  //                socklen_t *optlen);
-  getsockopt: {
-    parameters: [C.int, C.int, C.int, C.buf, C.buf],
-    result: C.int,
-  },
-  // int setsockopt(int sockfd, int level, int optname, const void *optval,
-  //                socklen_t optlen);
-  setsockopt: {
-    parameters: [C.int, C.int, C.int, C.buf, C.uint],
-    result: C.int,
-  },
-} satisfies Deno.ForeignLibraryInterface);
+const libc = lazyLibc(
+  {
+    // int socketpair(int domain, int type, int protocol, int sv[2]);
+    socketpair: { parameters: [C.int, C.int, C.int, C.buf], result: C.int },
+    // ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags);
+    sendmsg: { parameters: [C.int, C.buf, C.int], result: C.ssize_t },
+    // ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags);
+    recvmsg: { parameters: [C.int, C.buf, C.int], result: C.ssize_t },
+    // int shutdown(int sockfd, int how);
+    shutdown: { parameters: [C.int, C.int], result: C.int },
+    // int getsockopt(int sockfd, int level, int optname, void *optval,
+    //                socklen_t *optlen);
+    getsockopt: {
+      parameters: [C.int, C.int, C.int, C.buf, C.buf],
+      result: C.int,
+    },
+    // int setsockopt(int sockfd, int level, int optname, const void *optval,
+    //                socklen_t optlen);
+    setsockopt: {
+      parameters: [C.int, C.int, C.int, C.buf, C.uint],
+      result: C.int,
+    },
+  } satisfies Deno.ForeignLibraryInterface,
+);
 
 /**
  * socketpair(2). Returns the two descriptors, or `-errno`.
