@@ -46,7 +46,7 @@ export class IpcClosedError extends Error {
  * import { IpcTimeoutError, IpcUnixSocket } from "@isola/isola";
  *
  * using sock = new IpcUnixSocket();
- * using peer = sock.create();
+ * using _peer = sock.create();
  * try {
  *   sock.receive({ timeout: 10 });
  * } catch (e) {

@@ -394,7 +394,7 @@ export class IpcUnixSocket extends EventTarget
    * import { IpcUnixSocket } from "@isola/isola";
    *
    * using a = new IpcUnixSocket();
-   * using peer = a.create();
+   * using _peer = a.create();
    * a.send({ data: new TextEncoder().encode("hello") }, { timeout: 100 });
    * ```
    */
