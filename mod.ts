@@ -57,3 +57,26 @@ export {
   type IpcUnixSocketState,
   MAX_FDS_PER_MESSAGE,
 } from "./src/ipc_unix_socket.ts";
+// Process
+export {
+  type IsolationLayer,
+  LOG_FILE_ENV,
+  Process,
+  type ProcessDescription,
+  type ProcessEventMap,
+  type ProcessExit,
+  type ProcessExited,
+  ProcessExitEvent,
+  type ProcessIsolation,
+  ProcessIsolationError,
+  type ProcessIsolationReport,
+  type ProcessOptions,
+  type ProcessSignaled,
+  ProcessSpawnError,
+  type ProcessSpawnPath,
+  type ProcessStderr,
+  type ProcessStdio,
+  type ProcessTerminateOptions,
+  type SignalName,
+  STDERR_TAIL_BYTES,
+} from "./src/process.ts";

@@ -100,3 +100,13 @@ export const glibc_opaque = Object.freeze({
   posix_spawnattr_t: 336,
   sigset_t: 128,
 });
+
+/**
+ * `struct epoll_event` (epoll_ctl(2)): packed on x86_64 (12 bytes), natural
+ * alignment elsewhere (16 bytes on aarch64).
+ */
+export const epoll_event = Object.freeze(
+  Deno.build.arch === "x86_64"
+    ? { events: 0, data: 4, SIZEOF: 12 } // u32, then epoll_data_t (u64)
+    : { events: 0, data: 8, SIZEOF: 16 },
+);

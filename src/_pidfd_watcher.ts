@@ -110,7 +110,14 @@ async function loop(): Promise<void> {
         // Unwatched (or replaced) by an earlier callback of this round:
         // a stale readiness is harmless, callbacks re-check with WNOHANG /
         // O_NONBLOCK reads.
-        if (entry !== undefined) entry.onReady(revents);
+        if (entry === undefined) continue;
+        try {
+          entry.onReady(revents);
+        } catch (e) {
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
       }
     }
   } finally {

@@ -25,13 +25,17 @@ import {
   writeHeader,
 } from "./_frame.ts";
 import { IpcClosedError, IpcProtocolError, IpcTimeoutError } from "./errors.ts";
-import { createMemfd } from "./memfd.ts";
+import { createMemfd, sealFd, writeFd } from "./memfd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
 
 /** What to send: bytes and descriptors, both optional. */
 export interface IpcPayloadInit {
-  /** The bytes. Any size; above 64 KiB they travel in a sealed memfd. */
-  data?: Uint8Array;
+  /**
+   * The bytes, or a list of chunks sent as their concatenation (gather
+   * write: no copy on the caller's side). Any size; above 64 KiB they
+   * travel in a sealed memfd.
+   */
+  data?: Uint8Array | readonly Uint8Array[];
   /**
    * Descriptors to pass (at most 253, or 252 when `data` exceeds 64 KiB).
    * They are duplicated into the receiver; the sender keeps its own and
@@ -171,8 +175,6 @@ export interface IpcUnixSocketEventMap {
 
 /** Where a socket stands. */
 export type IpcUnixSocketState = "unbound" | "open" | "peer-closed" | "closed";
-
-const EMPTY = new Uint8Array(0);
 
 function checkTimeout(t: number | undefined, fallback: number): number {
   if (t === undefined) return fallback;
@@ -402,9 +404,19 @@ export class IpcUnixSocket extends EventTarget
     const action = "Cannot send message";
     this.#checkUsable(action);
     const timeout = checkTimeout(options.timeout, DEFAULT_SEND_TIMEOUT);
-    const data = payload.data ?? EMPTY;
-    if (!(data instanceof Uint8Array)) {
-      throw new TypeError(`${action}: data must be a Uint8Array`);
+    const parts = payload.data === undefined
+      ? []
+      : payload.data instanceof Uint8Array
+      ? [payload.data]
+      : payload.data;
+    let length = 0;
+    for (const part of parts) {
+      if (!(part instanceof Uint8Array)) {
+        throw new TypeError(
+          `${action}: data must be a Uint8Array or an array of them`,
+        );
+      }
+      length += part.length;
     }
     const fds = (payload.fds ?? []).map((fd) => fdNumber(fd, action));
     if (fds.length > MAX_FDS) {
@@ -412,17 +424,21 @@ export class IpcUnixSocket extends EventTarget
         `${action}: ${fds.length} descriptors, at most ${MAX_FDS} per message`,
       );
     }
-    if (data.length > SIZE_LIMIT) {
+    if (length > SIZE_LIMIT) {
       throw new RangeError(
-        `${action}: ${data.length} bytes, at most ${SIZE_LIMIT} per message`,
+        `${action}: ${length} bytes, at most ${SIZE_LIMIT} per message`,
       );
     }
     const deadline = performance.now() + timeout;
-    if (data.length <= INLINE_MAX) {
+    if (length <= INLINE_MAX) {
       const tx = this.#tx!;
-      writeHeader(tx.data, data.length, fds.length, 0);
-      tx.data.set(data, HEADER_SIZE);
-      const r = this.#sendRecord(HEADER_SIZE + data.length, fds, deadline);
+      writeHeader(tx.data, length, fds.length, 0);
+      let off = HEADER_SIZE;
+      for (const part of parts) {
+        tx.data.set(part, off);
+        off += part.length;
+      }
+      const r = this.#sendRecord(HEADER_SIZE + length, fds, deadline);
       if (r !== -E.EMSGSIZE) return this.#sendResult(r, timeout);
       // The socket's buffer is smaller than a record (SO_SNDBUF of an
       // adopted socket): fall through to the memfd path.
@@ -433,8 +449,14 @@ export class IpcUnixSocket extends EventTarget
           `${INLINE_MAX} bytes at most ${MAX_FDS - 1} (one carries the data)`,
       );
     }
-    using memfd = createMemfd({ name: "isola-message", data, seal: true });
-    writeHeader(this.#tx!.data, data.length, fds.length, FLAG_MEMFD);
+    using memfd = createMemfd({ name: "isola-message" });
+    let off = 0;
+    for (const part of parts) {
+      writeFd(memfd, part, off);
+      off += part.length;
+    }
+    sealFd(memfd);
+    writeHeader(this.#tx!.data, length, fds.length, FLAG_MEMFD);
     const r = this.#sendRecord(HEADER_SIZE, [...fds, memfd.fd], deadline);
     this.#sendResult(r, timeout);
   }

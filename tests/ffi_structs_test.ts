@@ -9,11 +9,13 @@ import {
   iovec,
   msghdr,
   pollfd,
+  epoll_event,
   siginfo_t,
 } from "../ffi/structs.ts";
 import { MSG, SOCK } from "../ffi/socket.ts";
 import { F, MFD } from "../ffi/unistd.ts";
 import { POLL } from "../ffi/poll.ts";
+import { EPOLL } from "../ffi/epoll.ts";
 
 // Every table and constant, checked by the C compiler: each value becomes a
 // _Static_assert, so `gcc -fsyntax-only` accepts the program only if ffi/
@@ -25,6 +27,7 @@ const tables: Record<string, Record<string, number>> = {
   pollfd,
   siginfo_t,
   clone_args,
+  epoll_event,
 };
 
 const structName: Record<string, string> = {
@@ -34,6 +37,7 @@ const structName: Record<string, string> = {
   pollfd: "struct pollfd",
   siginfo_t: "siginfo_t",
   clone_args: "struct clone_args",
+  epoll_event: "struct epoll_event",
 };
 
 const constants: Record<string, number> = {
@@ -42,6 +46,7 @@ const constants: Record<string, number> = {
   ...POLL,
   ...F,
   ...MFD,
+  ...EPOLL,
 };
 
 function cProgram(): string {
@@ -75,6 +80,7 @@ function cProgram(): string {
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/epoll.h>
 #include <linux/sched.h>
 ${checks.join("\n")}
 `;

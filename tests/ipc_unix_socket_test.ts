@@ -583,3 +583,27 @@ Deno.test("IpcUnixSocket payload disposal closes fds not taken; released ones st
     kept.close();
   });
 });
+
+Deno.test("IpcUnixSocket.send() sends a list of chunks as one message, inline and via memfd", async () => {
+  await withoutFdLeak(() => {
+    const [a, b] = pair();
+    using _a = a;
+    using _b = b;
+    for (const sizes of [[3, 0, 5], [40_000, 40_000], [1, 200_000]]) {
+      const parts = sizes.map((n, i) => pattern(n, i + 7));
+      a.send({ data: parts });
+      using m = b.receive({ timeout: 1000 });
+      const all = new Uint8Array(sizes.reduce((s, n) => s + n, 0));
+      let off = 0;
+      for (const p of parts) {
+        all.set(p, off);
+        off += p.length;
+      }
+      assertEquals(m.data, all);
+    }
+    assertThrows(
+      () => a.send({ data: [new Uint8Array(1), "x" as unknown as Uint8Array] }),
+      TypeError,
+    );
+  });
+});
