@@ -87,12 +87,18 @@ export class EpollEvents {
 
   /** `events` of entry `i`. */
   events(i: number): number {
-    return this.#view.getUint32(i * epoll_event.SIZEOF + epoll_event.events, true);
+    return this.#view.getUint32(
+      i * epoll_event.SIZEOF + epoll_event.events,
+      true,
+    );
   }
 
   /** Low half of `data` of entry `i`. */
   dataLo(i: number): number {
-    return this.#view.getUint32(i * epoll_event.SIZEOF + epoll_event.data, true);
+    return this.#view.getUint32(
+      i * epoll_event.SIZEOF + epoll_event.data,
+      true,
+    );
   }
 
   /** High half of `data` of entry `i`. */

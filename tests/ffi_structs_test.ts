@@ -6,10 +6,10 @@ import {
   CMSG_LEN,
   CMSG_SPACE,
   cmsghdr,
+  epoll_event,
   iovec,
   msghdr,
   pollfd,
-  epoll_event,
   siginfo_t,
 } from "../ffi/structs.ts";
 import { MSG, SOCK } from "../ffi/socket.ts";
