@@ -25,6 +25,7 @@ import {
   isOpen,
   openFds,
   pattern,
+  RUNTIME_WORKER_FDS,
   warmUpWorkers,
   within,
   withoutFdLeak,
@@ -101,7 +102,9 @@ Deno.test("IpcUnixSocket.send() and receive() carry bytes both ways in one threa
 });
 
 Deno.test("IpcUnixSocket round trips through a Worker thread", async (t) => {
-  await warmUpWorkers();
+  await warmUpWorkers(
+    new URL("./fixtures/socket_worker.ts", import.meta.url).href,
+  );
   await withoutFdLeak(async () => {
     const sock = new IpcUnixSocket();
     const w = await startWorker(sock.create());
@@ -158,7 +161,7 @@ Deno.test("IpcUnixSocket round trips through a Worker thread", async (t) => {
     );
 
     assertEquals(await stopWorker(w, sock), { served: 4 });
-  });
+  }, RUNTIME_WORKER_FDS); // IpcUnixSocket opens no eventfd or epoll
 });
 
 Deno.test("IpcUnixSocket carries empty messages, with and without fds", async () => {
