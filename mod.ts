@@ -80,3 +80,24 @@ export {
   type SignalName,
   STDERR_TAIL_BYTES,
 } from "./src/process.ts";
+export { IpcMessage, type IpcMessageInit } from "./src/ipc_message.ts";
+export {
+  type IpcCallHandler,
+  type IpcMessageHandler,
+  IpcPipeWorker,
+  type IpcPipeWorkerHandlers,
+} from "./src/ipc_pipe_worker.ts";
+export {
+  DEFAULT_CALL_TIMEOUT,
+  describeExit,
+  IPC_ERROR_CMD,
+  type IpcCallOptions,
+  IpcPeerGoneError,
+  IpcPipeDisconnectEvent,
+  IpcPipeErrorEvent,
+  type IpcPipeEventMap,
+  IpcPipeMessageEvent,
+  type IpcPipeOptions,
+  IpcPipeUnixSocket,
+  IpcRemoteError,
+} from "./src/ipc_pipe_unix_socket.ts";

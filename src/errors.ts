@@ -98,6 +98,8 @@ export type IpcProtocolErrorReason =
 export class IpcProtocolError extends Error {
   /** Which rule the frame broke. */
   readonly reason: IpcProtocolErrorReason;
+  /** What was seen. */
+  readonly detail: string;
 
   /**
    * Builds the object.
@@ -109,5 +111,6 @@ export class IpcProtocolError extends Error {
     super(`Cannot receive message: bad frame (${reason}): ${detail}`);
     this.name = "IpcProtocolError";
     this.reason = reason;
+    this.detail = detail;
   }
 }

@@ -33,9 +33,9 @@ import {
   X_OK,
 } from "../ffi/spawn.ts";
 import { type SignalName, signalName, signalNumber } from "../ffi/signal.ts";
-import { POLL } from "../ffi/poll.ts";
+import { POLL, PollFds } from "../ffi/poll.ts";
 import { close as closeFd, F, fcntl, read } from "../ffi/unistd.ts";
-import { type FdLike, fdNumber } from "./owned_fd.ts";
+import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
 
 export type { SignalName } from "../ffi/signal.ts";
@@ -844,7 +844,7 @@ export class Process extends EventTarget implements AsyncDisposable {
     }
   }
 
-  #onPidfdReady(): void {
+  #onPidfdReady(deferEvent = false): void {
     if (this.#state !== "running") return;
     const w = waitidPidfd(
       this.#pidfd,
@@ -881,7 +881,72 @@ export class Process extends EventTarget implements AsyncDisposable {
     this.#state = "exited";
     this.#status = status;
     this.#exited.resolve(status);
-    this.dispatchEvent(new ProcessExitEvent(status));
+    const event = new ProcessExitEvent(status);
+    if (deferEvent) queueMicrotask(() => this.dispatchEvent(event));
+    else this.dispatchEvent(event);
+  }
+
+  /**
+   * Blocks this thread up to `timeoutMs` until the child has ended, and
+   * reaps it. For callers that cannot return to the event loop (a
+   * synchronous IPC call whose peer died); the `exit` event follows in a
+   * microtask.
+   *
+   * @param timeoutMs How long to wait, in milliseconds (0: just check).
+   * @returns The exit report, or null if the child still runs.
+   * @throws {TypeError} If not started.
+   *
+   * @example
+   * ```ts
+   * import { Process } from "@isola/isola";
+   *
+   * await using p = Process.spawn("/bin/sh", { args: ["-c", "exit 3"] });
+   * console.log(p.waitSync(5000)); // { kind: "exited", code: 3 }
+   * ```
+   */
+  waitSync(timeoutMs: number): ProcessExit | null {
+    if (this.#state === "new") {
+      throw new TypeError("Cannot wait for process: it was not started");
+    }
+    if (this.#status !== null) return this.#status;
+    const p = new PollFds(1);
+    p.set(0, this.#pidfd, POLL.POLLIN);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const remaining = Math.max(0, Math.ceil(deadline - performance.now()));
+      const r = p.poll(remaining);
+      if (r > 0) break;
+      if (r === 0 || r !== -E.EINTR) return null;
+    }
+    this.#onPidfdReady(true);
+    return this.#status;
+  }
+
+  /**
+   * A duplicate of the child's pidfd, for watching the child from another
+   * thread (poll(2) reports it readable once the child has ended). The
+   * caller owns it; it never reaps or signals through it.
+   *
+   * @returns The duplicate, close-on-exec.
+   * @throws {TypeError} If the child is not running.
+   * @throws {SyscallError} If fcntl fails.
+   *
+   * @example
+   * ```ts
+   * import { Process } from "@isola/isola";
+   *
+   * await using p = Process.spawn("/bin/true");
+   * using pidfd = p.dupPidfd();
+   * console.log(pidfd.fd > 2); // true
+   * ```
+   */
+  dupPidfd(): OwnedFd {
+    if (this.#state !== "running") {
+      throw new TypeError("Cannot duplicate pidfd: the process is not running");
+    }
+    const r = fcntl(this.#pidfd, F.F_DUPFD_CLOEXEC, 3);
+    if (r < 0) throw new SyscallError(-r, "fcntl", "Cannot duplicate pidfd");
+    return new OwnedFd(r);
   }
 
   /** The child's pid, or undefined before {@linkcode Process.start}. */

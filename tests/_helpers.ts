@@ -43,6 +43,14 @@ function leakedSince(
   return out;
 }
 
+/** Descriptor counts by kind (socket, memfd:x, anon_inode:[eventfd], ...). */
+export type FdSnapshot = Map<string, number[]>;
+
+/** Takes a {@linkcode FdSnapshot} now (kinds must be read while open). */
+export function fdSnapshot(): FdSnapshot {
+  return countByKind(openFds());
+}
+
 /**
  * Asserts the process has no more descriptors of any kind (socket, memfd,
  * eventfd, pipe, ...) than in `before`, allowing up to `graceMs` for
@@ -52,16 +60,15 @@ function leakedSince(
  * descriptors opened through FFI.
  */
 export async function assertNoFdLeak(
-  before: Set<number>,
+  before: FdSnapshot,
   graceMs = 2000,
   ignore: readonly string[] = [],
 ): Promise<void> {
-  const byKind = countByKind(before);
   const deadline = performance.now() + graceMs;
-  let leaked = leakedSince(byKind, ignore);
+  let leaked = leakedSince(before, ignore);
   while (leaked.length > 0 && performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
-    leaked = leakedSince(byKind, ignore);
+    leaked = leakedSince(before, ignore);
   }
   assertEquals(leaked, [], "descriptors leaked");
 }
@@ -74,21 +81,10 @@ export async function withoutFdLeak(
   fn: () => void | Promise<void>,
   ignore: readonly string[] = [],
 ): Promise<void> {
-  const before = openFds();
+  const before = fdSnapshot();
   await fn();
   await assertNoFdLeak(before, 2000, ignore);
 }
-
-/**
- * Descriptor kinds the Deno runtime itself opens around Worker start-up and
- * keeps (observed: one eventfd + one epoll per Worker module in a
- * multi-module test run). Tests whose code under test opens neither may
- * ignore them.
- */
-export const RUNTIME_WORKER_FDS: readonly string[] = [
-  "anon_inode:[eventfd]",
-  "anon_inode:[eventpoll]",
-];
 
 /** Whether `fd` is open in this process. */
 export function isOpen(fd: number): boolean {
