@@ -44,6 +44,7 @@ export {
 } from "./src/memfd.ts";
 export {
   DEFAULT_SEND_TIMEOUT,
+  DEFAULT_SPIN_US,
   INLINE_DATA_MAX,
   IpcErrorEvent,
   IpcMessageEvent,

@@ -11,7 +11,7 @@ import {
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
-import { IpcUnixSocket } from "./ipc_unix_socket.ts";
+import { DEFAULT_SPIN_US, IpcUnixSocket } from "./ipc_unix_socket.ts";
 import { OwnedFd } from "./owned_fd.ts";
 import {
   Process,
@@ -169,6 +169,12 @@ export interface IpcPipeOptions {
   logFile?: string;
   /** Default deadline of calls, ms. Default {@linkcode DEFAULT_CALL_TIMEOUT}. */
   timeout?: number;
+  /**
+   * Microseconds a sendSync() polls for its reply before sleeping in the
+   * kernel (default {@linkcode DEFAULT_SPIN_US}: 50 on multi-CPU machines).
+   * A reply within the window costs no wake-up of the caller's thread.
+   */
+  spin?: number;
 }
 
 /** Options of one call. */
@@ -236,6 +242,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
   readonly #receiver: Receiver;
   readonly #id: number;
   readonly #timeout: number;
+  readonly #spin: number;
   readonly #pending = new Map<number, Pending>();
   readonly #pidfd: OwnedFd;
   // Arrival-ordered dispatch: items by sequence number, null for a reply
@@ -260,6 +267,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
   constructor(path: string, options: IpcPipeOptions = {}) {
     super();
     this.#timeout = checkTimeout(options.timeout, DEFAULT_CALL_TIMEOUT);
+    this.#spin = checkTimeout(options.spin, DEFAULT_SPIN_US);
     const sock = new IpcUnixSocket();
     const peer = sock.create();
     try {
@@ -389,11 +397,15 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     const fd = this.#sock.fd;
     const deadline = performance.now() + timeout;
     let exited = false;
+    let spinUntil = 0;
+    const spin = this.#spin;
     for (;;) {
       const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
       if (n === -E.EINTR) continue;
       if (n === -E.EAGAIN) {
         if (exited) return null; // drained what the peer sent before dying
+        if (spinUntil === 0) spinUntil = performance.now() + spin / 1000;
+        if (performance.now() < spinUntil) continue; // see IpcPipeOptions.spin
         const remaining = deadline - performance.now();
         if (remaining <= 0) {
           throw new IpcTimeoutError(

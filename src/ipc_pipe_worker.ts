@@ -10,7 +10,7 @@ import {
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
-import { IpcUnixSocket } from "./ipc_unix_socket.ts";
+import { DEFAULT_SPIN_US, IpcUnixSocket } from "./ipc_unix_socket.ts";
 import { IPC_ERROR_CMD } from "./ipc_pipe_unix_socket.ts";
 import type { FdLike } from "./owned_fd.ts";
 
@@ -124,13 +124,20 @@ export class IpcPipeWorker {
    * serves; use {@linkcode IpcPipeWorker.serve} for that.
    *
    * @param handlers Synchronous call and message handlers.
+   * @param options `spin`: microseconds to poll for the next message
+   *   before sleeping (default {@linkcode DEFAULT_SPIN_US}; 0 to always
+   *   sleep at once).
    * @throws {TypeError} If a handler returns a Promise.
    */
-  serveBlocking(handlers: IpcPipeWorkerHandlers = {}): void {
+  serveBlocking(
+    handlers: IpcPipeWorkerHandlers = {},
+    options: { spin?: number } = {},
+  ): void {
+    const spin = options.spin ?? DEFAULT_SPIN_US;
     for (;;) {
       let payload;
       try {
-        payload = this.#sock.receive();
+        payload = this.#sock.receive({ spin });
       } catch (e) {
         if (e instanceof IpcClosedError) break;
         throw e;
