@@ -19,8 +19,13 @@ import { IpcProtocolError } from "./errors.ts";
 export const HEADER_SIZE = 8;
 export const FRAME_VERSION = 1;
 export const FLAG_MEMFD = 0x1;
-/** Data up to this size travels inside the frame; larger data in a memfd. */
-export const INLINE_MAX = 64 * 1024;
+/**
+ * Data up to this size travels inside the frame; larger data in a memfd.
+ * 128 KiB fits the default send buffer (net.core.wmem_default, 212,992
+ * bytes) with room for the kernel's overhead, and keeps a 64 KiB payload
+ * plus any header of an upper layer inline.
+ */
+export const INLINE_MAX = 128 * 1024;
 /** Descriptors per message: the kernel's SCM_MAX_FD. */
 export const MAX_FDS = SCM_MAX_FD;
 /** Largest size the u32 header field can declare. */

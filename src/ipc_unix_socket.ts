@@ -32,12 +32,12 @@ import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
 export interface IpcPayloadInit {
   /**
    * The bytes, or a list of chunks sent as their concatenation (gather
-   * write: no copy on the caller's side). Any size; above 64 KiB they
+   * write: no copy on the caller's side). Any size; above 128 KiB they
    * travel in a sealed memfd.
    */
   data?: Uint8Array | readonly Uint8Array[];
   /**
-   * Descriptors to pass (at most 253, or 252 when `data` exceeds 64 KiB).
+   * Descriptors to pass (at most 253, or 252 when `data` exceeds 128 KiB).
    * They are duplicated into the receiver; the sender keeps its own and
    * still closes them.
    */
@@ -138,7 +138,7 @@ export const DEFAULT_SPIN_US: number =
 export const DEFAULT_SEND_TIMEOUT = 2000;
 
 /**
- * The largest data carried inside the socket record itself (64 KiB);
+ * The largest data carried inside the socket record itself (128 KiB);
  * larger data goes in a sealed memfd passed with the message.
  */
 export const INLINE_DATA_MAX: number = INLINE_MAX;
@@ -217,7 +217,7 @@ function pollWait(remaining: number): number {
  *
  * Fixes over libcamera's: one record per message (no header/body split that
  * desynchronises on `EMSGSIZE`), hang-up detection (SEQPACKET), no size
- * cliff (sealed memfd above 64 KiB), received descriptors close-on-exec,
+ * cliff (sealed memfd above 128 KiB), received descriptors close-on-exec,
  * and truncated or malformed records rejected with their descriptors
  * closed.
  *

@@ -182,12 +182,12 @@ Deno.test("IpcUnixSocket carries empty messages, with and without fds", async ()
   });
 });
 
-Deno.test("IpcUnixSocket.send() has no size cliff: 64 KiB inline, 64 KiB + 1 and 16 MiB via memfd", async () => {
+Deno.test("IpcUnixSocket.send() has no size cliff: 128 KiB inline, 128 KiB + 1 and 16 MiB via memfd", async () => {
   await withoutFdLeak(() => {
     const [a, b] = pair();
     using _a = a;
     using _b = b;
-    for (const n of [65535, 65536, 65537, 1 << 20, 16 << 20]) {
+    for (const n of [65536, 131071, 131072, 131073, 1 << 20, 16 << 20]) {
       const data = pattern(n, n);
       using fd = createMemfd({ data: enc.encode("side") });
       a.send({ data, fds: [fd] });
@@ -212,7 +212,7 @@ Deno.test("IpcUnixSocket.send() passes 253 fds and refuses 254 before sending an
     assertEquals(new Set(m.fds.map((f) => f.fd)).size, 253);
     assertThrows(() => a.send({ fds: Array(254).fill(fd) }), RangeError, "254");
     assertThrows(
-      () => a.send({ data: new Uint8Array(70_000), fds: Array(253).fill(fd) }),
+      () => a.send({ data: new Uint8Array(140_000), fds: Array(253).fill(fd) }),
       RangeError,
       "252",
     );
@@ -416,8 +416,8 @@ Deno.test("IpcUnixSocket rejects bad frames from a raw peer, closes their fds, a
       ],
       [
         "data-truncated",
-        "a record over 64 KiB + header",
-        () => rawSend(raw, frame(100_000, 0, 0, pattern(100_000)), [memfd.fd]),
+        "a record over 128 KiB + header",
+        () => rawSend(raw, frame(140_000, 0, 0, pattern(140_000)), [memfd.fd]),
       ],
     ];
     for (const [reason, what, send] of cases) {
@@ -607,5 +607,27 @@ Deno.test("IpcUnixSocket.send() sends a list of chunks as one message, inline an
       () => a.send({ data: [new Uint8Array(1), "x" as unknown as Uint8Array] }),
       TypeError,
     );
+  });
+});
+
+Deno.test("IpcUnixSocket.receive({ spin }) takes a message during the spin window and still honours its timeout", async () => {
+  await warmUpWorkers(
+    new URL("./fixtures/socket_worker.ts", import.meta.url).href,
+  );
+  await withoutFdLeak(async () => {
+    const sock = new IpcUnixSocket();
+    const w = await startWorker(sock.create());
+    // The worker replies while we spin (a generous 200 ms window).
+    sock.send({ data: Uint8Array.of(1, 5, 6) });
+    using m = sock.receive({ spin: 200_000, timeout: 5000 });
+    assertEquals(m.data, Uint8Array.of(6, 5));
+    const t0 = performance.now();
+    assertThrows(
+      () => sock.receive({ spin: 5000, timeout: 20 }),
+      IpcTimeoutError,
+    );
+    assert(performance.now() - t0 >= 19);
+    assertThrows(() => sock.receive({ spin: -1 }), RangeError);
+    assertEquals(await stopWorker(w, sock), { served: 1 });
   });
 });
