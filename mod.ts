@@ -102,3 +102,76 @@ export {
   IpcPipeUnixSocket,
   IpcRemoteError,
 } from "./src/ipc_pipe_unix_socket.ts";
+export {
+  type ControlList,
+  type ControlValue,
+  defineIpaInterface,
+  type IpaArrayType,
+  type IpaContext,
+  type IpaEventPayload,
+  type IpaImplementation,
+  type IpaInterface,
+  type IpaInterfaceSpec,
+  type IpaMapType,
+  type IpaMethods,
+  type IpaMethodSpec,
+  type IpaOptionalType,
+  type IpaParams,
+  type IpaResult,
+  type IpaScalarKind,
+  type IpaScalarType,
+  type IpaStructType,
+  type IpaType,
+  type IpaValue,
+  T,
+} from "./src/ipa_schema.ts";
+export {
+  checkIpaModule,
+  generateIpaSigningKey,
+  type IpaModule,
+  IpaModuleError,
+  type IpaModuleInfo,
+  signaturePath,
+  signIpaModule,
+  verifyIpaModule,
+} from "./src/ipa_module.ts";
+export {
+  IpaCrashEvent,
+  IpaEvent,
+  IpaPipelineMismatchError,
+  type IpaPlacement,
+  IpaProxy,
+  IpaProxyIsolated,
+  type IpaProxyOf,
+  type IpaProxyOptions,
+  type IpaProxyState,
+  IpaProxyThread,
+} from "./src/ipa_proxy.ts";
+export {
+  IPA_FORCE_ISOLATION_ENV,
+  IPA_MODULE_PATH_ENV,
+  IpaManager,
+  type IpaManagerOptions,
+  type IpaModuleEntry,
+} from "./src/ipa_manager.ts";
+export {
+  CameraControls,
+  CameraIpa,
+  type CameraIpaInterface,
+  type CameraIpaSpec,
+} from "./src/camera_ipa.ts";
+export {
+  decodeIpa,
+  encodeIpa,
+  IpaDecodeError,
+  type IpaDecodeErrorReason,
+  type IpaEncoded,
+} from "./src/ipa_serializer.ts";
+export type {
+  IpaMethodFn,
+  IpaOptionalKeys,
+  IpaRequiredKeys,
+  IpaScalarValue,
+  IpaSimplify,
+  IpaTypeBuilders,
+} from "./src/ipa_schema.ts";

@@ -3,12 +3,15 @@
  * getsockopt(2)/setsockopt(2), and {@linkcode MsgBuffers}, the preallocated
  * `msghdr` + `iovec` + control buffer one socket end sends or receives with.
  *
- * The wrappers return `-errno` on failure (read right after the call) so the
- * caller can retry `EINTR`, wait on `EAGAIN`, and word the error itself.
+ * The wrappers return `-errno` on failure so the caller can retry `EINTR`,
+ * wait on `EAGAIN`, and word the error itself. `sendmsg`/`recvmsg` of
+ * {@linkcode MsgBuffers} go through raw system calls where available
+ * (`raw_syscall.ts`): their error cannot be clobbered before it is read.
  *
  * @module
  */
 import { errno } from "./errno.ts";
+import { rawSocketCalls } from "./raw_syscall.ts";
 import { C, lazyLibc } from "./libc.ts";
 import {
   CMSG_DATA_OFFSET,
@@ -191,6 +194,8 @@ export class MsgBuffers {
         true,
       );
     }
+    const raw = rawSocketCalls();
+    if (raw !== null) return raw.sendmsg(fd, this.#hdr, flags);
     const n = Number(libc().sendmsg(fd, this.#hdr, flags));
     return n < 0 ? -errno() : n;
   }
@@ -211,9 +216,12 @@ export class MsgBuffers {
       true,
     );
     h.setInt32(msghdr.msg_flags, 0, true);
-    const n = Number(libc().recvmsg(fd, this.#hdr, flags));
+    const raw = rawSocketCalls();
+    const n = raw !== null
+      ? raw.recvmsg(fd, this.#hdr, flags)
+      : Number(libc().recvmsg(fd, this.#hdr, flags));
     if (n < 0) {
-      const e = errno();
+      const e = raw !== null ? -n : errno();
       h.setBigUint64(msghdr.msg_controllen, 0n, true);
       this.msgFlags = 0;
       return -e;

@@ -85,9 +85,12 @@ export function describeExit(exit: ProcessExit | null): string {
     ? `exited with code ${exit.code}`
     : `killed by ${exit.signal}${exit.coreDumped ? " (core dumped)" : ""}`;
   if (!exit.stderr || exit.stderr.length === 0) return what;
-  const tail = new TextDecoder().decode(exit.stderr).trimEnd().split("\n")
-    .slice(-3).join(" | ");
-  return `${what}; stderr: ${tail}`;
+  // The line that names the error (Deno prints "error: ..." first), else
+  // the last lines.
+  const lines = new TextDecoder().decode(exit.stderr).trimEnd().split("\n");
+  const error = lines.find((l) => /^(\x1b\[[0-9;]*m)*error/i.test(l));
+  const tail = error ?? lines.slice(-3).join(" | ");
+  return `${what}; stderr: ${tail.replace(/\x1b\[[0-9;]*m/g, "")}`;
 }
 
 /** A message the worker sent on its own (cookie 0). */
@@ -238,13 +241,13 @@ function checkTimeout(t: number | undefined, fallback: number): number {
  */
 export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
   readonly #sock: IpcUnixSocket;
-  readonly #process: Process;
+  readonly #process: Process | null;
   readonly #receiver: Receiver;
   readonly #id: number;
   readonly #timeout: number;
   readonly #spin: number;
   readonly #pending = new Map<number, Pending>();
-  readonly #pidfd: OwnedFd;
+  readonly #pidfd: OwnedFd | null;
   // Arrival-ordered dispatch: items by sequence number, null for a reply
   // sendSync() already took.
   readonly #held = new Map<number, ReceivedMessage | ReceivedError | null>();
@@ -257,17 +260,34 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
   #closed?: Promise<void>;
 
   /**
-   * Starts `path` as the worker and connects to it.
+   * Starts `path` as the worker and connects to it; or, given a bound
+   * {@linkcode IpcUnixSocket}, talks to whatever serves its other end (a
+   * Worker thread running {@linkcode IpcPipeWorker}, say). The pipe then
+   * owns the socket; with no process, exit reports are null and the peer's
+   * end of life is seen as the socket's hang-up.
    *
-   * @param path The worker program.
-   * @param options Arguments, isolation, timeouts.
+   * @param path The worker program, or a bound socket.
+   * @param options Arguments, isolation, timeouts (process options are
+   *   ignored for a socket).
    * @throws {ProcessSpawnError} If the program cannot be started.
    * @throws {ProcessIsolationError} If isolation is refused.
+   * @throws {TypeError} If the socket is not open.
    */
-  constructor(path: string, options: IpcPipeOptions = {}) {
+  constructor(path: string | IpcUnixSocket, options: IpcPipeOptions = {}) {
     super();
     this.#timeout = checkTimeout(options.timeout, DEFAULT_CALL_TIMEOUT);
     this.#spin = checkTimeout(options.spin, DEFAULT_SPIN_US);
+    if (path instanceof IpcUnixSocket) {
+      if (path.state !== "open") {
+        throw new TypeError(`Cannot connect pipe: the socket is ${path.state}`);
+      }
+      this.#sock = path;
+      this.#process = null;
+      this.#pidfd = null;
+      this.#receiver = Receiver.acquire();
+      this.#id = this.#register();
+      return;
+    }
     const sock = new IpcUnixSocket();
     const peer = sock.create();
     try {
@@ -290,7 +310,11 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     this.#sock = sock;
     this.#pidfd = this.#process.dupPidfd();
     this.#receiver = Receiver.acquire();
-    this.#id = this.#receiver.add(sock.fd, this.#pidfd.fd, {
+    this.#id = this.#register();
+  }
+
+  #register(): number {
+    return this.#receiver.add(this.#sock.fd, this.#pidfd?.fd ?? -1, {
       onReceived: (item) => {
         this.#held.set(item.seq, item);
         this.#flush();
@@ -299,9 +323,22 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     });
   }
 
-  /** The worker process. */
+  /**
+   * The worker process.
+   *
+   * @throws {TypeError} If the pipe was made from a socket.
+   */
   get process(): Process {
+    if (this.#process === null) {
+      throw new TypeError(
+        "This pipe has no worker process (made from a socket)",
+      );
+    }
     return this.#process;
+  }
+
+  #exitStatus(): ProcessExit | null {
+    return this.#exit ?? this.#process?.exitStatus ?? null;
   }
 
   /** Replies that came after their call had timed out (then discarded). */
@@ -324,7 +361,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     if (this.#state === "gone") {
       throw new IpcPeerGoneError(
         action,
-        this.#exit ?? this.#process.exitStatus,
+        this.#exitStatus(),
       );
     }
     if (this.#state !== "open") {
@@ -344,7 +381,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
         this.#markGone();
         throw new IpcPeerGoneError(
           action,
-          this.#exit ?? this.#process.exitStatus,
+          this.#exitStatus(),
         );
       }
       throw e;
@@ -381,7 +418,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       peerExited = receiver.give(this.#id) || peerExited;
       if (this.#held.has(this.#expect)) setTimeout(() => this.#flush(), 0);
     }
-    const exit = this.#process.waitSync(100);
+    const exit = this.#process?.waitSync(100) ?? null;
     this.#markGone();
     throw new IpcPeerGoneError(action, exit);
   }
@@ -414,7 +451,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
           );
         }
         pfd.set(0, fd, POLL.POLLIN);
-        pfd.set(1, this.#pidfd.fd, POLL.POLLIN);
+        pfd.set(1, this.#pidfd?.fd ?? -1, POLL.POLLIN);
         pfd.poll(remaining === Infinity ? -1 : Math.ceil(remaining));
         if (pfd.revents(1) !== 0) exited = true;
         continue;
@@ -626,7 +663,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     // wait for it briefly so the errors carry it.
     let timer: ReturnType<typeof setTimeout> | undefined;
     Promise.race([
-      this.#process.exited,
+      this.#process?.exited ?? null,
       new Promise<null>((r) => timer = setTimeout(() => r(null), 50)),
     ]).then((exit) => {
       clearTimeout(timer);
@@ -682,7 +719,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       this.#state = "closing";
       this.#receiver.remove(this.#id);
       this.#sock.close();
-      this.#pidfd.close();
+      this.#pidfd?.close();
       for (const item of this.#held.values()) {
         if (item?.type === "msg") { for (const fd of item.fds) closeFd(fd); }
       }
@@ -694,13 +731,16 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       }
       // The worker's loop ends at the hang-up: let it exit on its own
       // first, then SIGTERM, then SIGKILL.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const exited = await Promise.race([
-        this.#process.exited,
-        new Promise<null>((r) => timer = setTimeout(() => r(null), grace)),
-      ]);
-      clearTimeout(timer);
-      if (exited === null) await this.#process.terminate({ grace });
+      const process = this.#process;
+      if (process !== null) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const exited = await Promise.race([
+          process.exited,
+          new Promise<null>((r) => timer = setTimeout(() => r(null), grace)),
+        ]);
+        clearTimeout(timer);
+        if (exited === null) await process.terminate({ grace });
+      }
       this.#state = "closed";
     })();
     return this.#closed;

@@ -12,11 +12,13 @@ import {
 } from "./ipc_message.ts";
 import { DEFAULT_SPIN_US, IpcUnixSocket } from "./ipc_unix_socket.ts";
 import { IPC_ERROR_CMD } from "./ipc_pipe_unix_socket.ts";
-import type { FdLike } from "./owned_fd.ts";
+import { type FdLike, OwnedFd } from "./owned_fd.ts";
 
 /**
  * Answers a call: returns (or resolves to) the reply. A throw becomes an
- * {@linkcode IpcRemoteError} in the caller.
+ * {@linkcode IpcRemoteError} in the caller. {@linkcode OwnedFd}s in the
+ * reply are closed once it is sent (the caller has its own copies); plain
+ * descriptor numbers are left alone.
  */
 export type IpcCallHandler = (
   msg: IpcMessage,
@@ -189,6 +191,8 @@ export class IpcPipeWorker {
       if (cookie === 0) return;
       const r = new IpcMessage(reply ?? { cmd: msg.cmd });
       this.#reply(r.cmd, cookie, r.data, r.fds);
+      // OwnedFds in a reply are handed over: the peer has its copies now.
+      for (const fd of r.fds) if (fd instanceof OwnedFd) fd.close();
     } finally {
       msg[Symbol.dispose]();
     }

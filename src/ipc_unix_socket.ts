@@ -262,6 +262,7 @@ export class IpcUnixSocket extends EventTarget
   readonly #maxFds: number;
   readonly #maxSize: number;
   #watching = false;
+  #eof = false; // end of stream read: nothing more will ever arrive
   readonly #released = Promise.withResolvers<void>();
 
   /**
@@ -542,7 +543,7 @@ export class IpcUnixSocket extends EventTarget
    */
   receive(options: IpcReceiveOptions = {}): IpcPayload {
     const action = "Cannot receive message";
-    this.#checkUsable(action);
+    if (this.#state !== "peer-closed" || this.#eof) this.#checkUsable(action);
     if (this.#watching) {
       throw new TypeError(`${action}: messages are delivered as events`);
     }
@@ -586,6 +587,7 @@ export class IpcUnixSocket extends EventTarget
       if (n < 0) {
         const err = new SyscallError(-n, "recvmsg", "Cannot receive message");
         if (n === -E.ECONNRESET) {
+          this.#eof = true;
           this.#state = "peer-closed";
           throw new IpcClosedError("Cannot receive message: peer reset", {
             cause: err,
@@ -599,6 +601,7 @@ export class IpcUnixSocket extends EventTarget
         this.#peerHungUp()
       ) {
         for (const fd of rx.receivedFds()) closeFd(fd);
+        this.#eof = true;
         this.#state = "peer-closed";
         throw new IpcClosedError(
           "Cannot receive message: the peer closed its end",
@@ -667,7 +670,9 @@ export class IpcUnixSocket extends EventTarget
   async #watch(): Promise<void> {
     const pfd = new PollFds(1);
     try {
-      while (this.#state === "open" && this.#drain()) {
+      // A send that met EPIPE makes the state peer-closed before the read
+      // side sees the end: keep reading what is queued until end of stream.
+      while (this.#state !== "closed" && this.#drain()) {
         pfd.set(0, this.#fd, POLL.POLLIN);
         await pfd.pollAsync(-1);
       }
@@ -680,7 +685,7 @@ export class IpcUnixSocket extends EventTarget
   /** Dispatches what is queued; false once delivery must stop. */
   #drain(): boolean {
     for (;;) {
-      if (this.#state !== "open") return false;
+      if (this.#state === "closed") return false;
       let msg: IpcPayload | null;
       try {
         msg = this.#recvOnce(MSG.MSG_DONTWAIT);

@@ -631,3 +631,33 @@ Deno.test("IpcUnixSocket.receive({ spin }) takes a message during the spin windo
     assertEquals(await stopWorker(w, sock), { served: 1 });
   });
 });
+
+Deno.test("IpcUnixSocket still delivers what the peer sent, then the close event, when a send met the peer's end first", async () => {
+  await withoutFdLeak(async () => {
+    // Event delivery.
+    const [a, b] = pair();
+    const got: string[] = [];
+    const closed = Promise.withResolvers<void>();
+    a.addEventListener("message", (e) => {
+      using p = e.payload;
+      got.push(new TextDecoder().decode(p.data));
+    });
+    a.addEventListener("close", () => closed.resolve());
+    b.send({ data: enc.encode("one") });
+    b.send({ data: enc.encode("two") });
+    b.close();
+    assertThrows(() => a.send({ data: enc.encode("x") }), IpcClosedError);
+    await within(closed.promise, 2000, "close event");
+    assertEquals(got, ["one", "two"]);
+    await a[Symbol.asyncDispose]();
+    // Blocking receive.
+    const [c, d] = pair();
+    using _c = c;
+    d.send({ data: enc.encode("last") });
+    d.close();
+    assertThrows(() => c.send({}), IpcClosedError);
+    using m = c.receive({ timeout: 1000 });
+    assertEquals(m.data, enc.encode("last"));
+    assertThrows(() => c.receive({ timeout: 1000 }), IpcClosedError);
+  });
+});
