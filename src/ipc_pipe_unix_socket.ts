@@ -87,10 +87,11 @@ export function describeExit(exit: ProcessExit | null): string {
   if (!exit.stderr || exit.stderr.length === 0) return what;
   // The line that names the error (Deno prints "error: ..." first), else
   // the last lines.
-  const lines = new TextDecoder().decode(exit.stderr).trimEnd().split("\n");
-  const error = lines.find((l) => /^(\x1b\[[0-9;]*m)*error/i.test(l));
-  const tail = error ?? lines.slice(-3).join(" | ");
-  return `${what}; stderr: ${tail.replace(/\x1b\[[0-9;]*m/g, "")}`;
+  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
+  const lines = new TextDecoder().decode(exit.stderr).replace(ansi, "")
+    .trimEnd().split("\n");
+  const error = lines.find((l) => /^error/i.test(l));
+  return `${what}; stderr: ${error ?? lines.slice(-3).join(" | ")}`;
 }
 
 /** A message the worker sent on its own (cookie 0). */
