@@ -4,7 +4,7 @@
 import { IpcClosedError, IpcUnixSocket } from "../mod.ts";
 
 declare const self: {
-  onmessage: ((e: MessageEvent<{ fd: number }>) => void) | null;
+  onmessage: ((e: MessageEvent<{ fd: number; spin?: number }>) => void) | null;
   postMessage(msg: unknown): void;
 };
 
@@ -16,7 +16,7 @@ self.onmessage = (e) => {
   for (;;) {
     let msg;
     try {
-      msg = sock.receive();
+      msg = sock.receive({ spin: e.data.spin ?? 0 });
     } catch (err) {
       if (err instanceof IpcClosedError) break;
       throw err;

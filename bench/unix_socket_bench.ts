@@ -15,6 +15,18 @@ await new Promise((resolve) => {
   sockWorker.postMessage({ fd: peer.release() });
 });
 
+// The same, both sides spinning 50 µs before sleeping (DEFAULT_SPIN_US).
+const spinSock = new IpcUnixSocket();
+const spinPeer = spinSock.create();
+const spinWorker = new Worker(
+  new URL("./_socket_echo_worker.ts", import.meta.url).href,
+  { type: "module" },
+);
+await new Promise((resolve) => {
+  spinWorker.onmessage = resolve;
+  spinWorker.postMessage({ fd: spinPeer.release(), spin: 50 });
+});
+
 const postWorker = new Worker(
   new URL("./_post_echo_worker.ts", import.meta.url).href,
   { type: "module" },
@@ -65,6 +77,23 @@ for (
 
 const small = new Uint8Array(64);
 Deno.bench({
+  name: "postMessage round trip 64 B",
+  group: "round trip 64 B, spinning before sleep",
+  baseline: true,
+  async fn() {
+    await postRoundTrip(small);
+  },
+});
+Deno.bench({
+  name: "IpcUnixSocket round trip 64 B, both sides spin 50 µs",
+  group: "round trip 64 B, spinning before sleep",
+  fn() {
+    spinSock.send({ data: small }, TIMEOUT);
+    using _reply = spinSock.receive({ ...TIMEOUT, spin: 50 });
+  },
+});
+
+Deno.bench({
   name: "postMessage round trip 64 B (no fd possible)",
   group: "round trip 64 B + 1 fd each way",
   baseline: true,
@@ -112,7 +141,9 @@ Deno.bench({
 // loop ends cleanly.
 globalThis.addEventListener("unload", () => {
   sock.close();
+  spinSock.close();
   memfd.close();
   sockWorker.terminate();
+  spinWorker.terminate();
   postWorker.terminate();
 });
