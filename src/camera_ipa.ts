@@ -1,6 +1,7 @@
 /**
  * The default IPA interface for cameras, modelled on libcamera's: sync
- * `init`, `start`, `stop`, `configure`, `mapBuffers`, `unmapBuffers`;
+ * `init`, `start`, `stop`, `configure`, `mapBuffers`, `unmapBuffers`,
+ * `fillParams`;
  * async `queueRequest` and `processStats`; events `setSensorControls` and
  * `metadataReady`.
  *
@@ -108,6 +109,15 @@ export interface CameraIpaSpec extends IpaInterfaceSpec {
         { ids: IpaArrayType<IpaScalarType<"u32">> }
       >;
     };
+    /**
+     * The ISP parameters for a frame about to be queued (libcamera's
+     * `fillParamsBuffer`, made synchronous here: the pipeline waits).
+     */
+    readonly fillParams: {
+      readonly sync: true;
+      readonly params: IpaStructType<{ frame: IpaScalarType<"u32"> }>;
+      readonly result: IpaStructType<{ controls: IpaScalarType<"controls"> }>;
+    };
     /** The controls an application asked for, for a frame. */
     readonly queueRequest: {
       readonly sync: false;
@@ -167,6 +177,11 @@ const cameraSpec: CameraIpaSpec = {
       }),
     },
     unmapBuffers: { sync: true, params: T.struct({ ids: T.array(T.u32) }) },
+    fillParams: {
+      sync: true,
+      params: T.struct({ frame: T.u32 }),
+      result: T.struct({ controls: T.controls }),
+    },
     queueRequest: {
       sync: false,
       params: T.struct({ frame: T.u32, controls: T.controls }),
@@ -188,6 +203,10 @@ export type CameraIpaInterface = IpaInterface<CameraIpaSpec>;
 /**
  * The camera IPA interface, version 1.
  *
+ * Per frame a pipeline calls `fillParams` (sync: ISP parameters for the
+ * next frame), then `processStats` (async) once the frame's statistics are
+ * in.
+ *
  * Statistics buffers travel by descriptor: `processStats` carries a memfd
  * holding 16 zones of `float32 [r, g, b]` means in 0..1 (192 bytes); the
  * IPA answers with `setSensorControls` (exposure, gain) and
@@ -197,7 +216,7 @@ export type CameraIpaInterface = IpaInterface<CameraIpaSpec>;
  * ```ts
  * import { CameraIpa } from "@isola/isola";
  *
- * console.log(CameraIpa.methodNames.length, CameraIpa.eventNames); // 8 [ "setSensorControls", "metadataReady" ]
+ * console.log(CameraIpa.methodNames.length, CameraIpa.eventNames); // 9 [ "setSensorControls", "metadataReady" ]
  * ```
  */
 export const CameraIpa: CameraIpaInterface = defineIpaInterface(cameraSpec);

@@ -133,6 +133,7 @@ const RESERVED = new Set([
   "interface",
   "pipe",
   "connectModule",
+  "pid",
 ]);
 
 /**
@@ -243,6 +244,12 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   /** The module's description. */
   get info(): IpaModuleInfo {
     return { ...this.#info! };
+  }
+
+  /** The pid of the isolated IPA's process; null for a thread. */
+  get pid(): number | null {
+    if (this.#placement !== "isolated") return null;
+    return this.#pipe.process.pid ?? null;
   }
 
   /** Where the IPA runs. */

@@ -63,6 +63,7 @@ export function createIpa(
 ): IpaImplementation<CameraIpaInterface> {
   const state: AeAwb = { exposureUs: 10_000, gain: 1 };
   const buffers = new Map<number, number>();
+  let lastGains = [1, 1];
   return {
     init: () => ({
       controls: new Map([[C.ExposureTime, MAX_EXPOSURE_US], [
@@ -82,6 +83,11 @@ export function createIpa(
     unmapBuffers: ({ ids }) => {
       for (const id of ids) buffers.delete(id);
     },
+    fillParams: () => ({
+      controls: new Map<number, number | number[]>([
+        [C.ColourGains, lastGains],
+      ]),
+    }),
     queueRequest: () => {},
     processStats: ({ frame, stats }) => {
       const bytes = readFd(stats);
@@ -92,6 +98,7 @@ export function createIpa(
         Math.floor(bytes.length / 4),
       );
       const out = aeAwbStep(state, f32);
+      lastGains = out.gains;
       ctx.emit("setSensorControls", {
         frame,
         controls: new Map([[C.ExposureTime, state.exposureUs], [

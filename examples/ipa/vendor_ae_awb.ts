@@ -1,6 +1,6 @@
 // A "closed" vendor IPA module: no signature, so an IpaManager runs it in an
 // isolated process. It reuses the open module's algorithm and adds a way to
-// crash on purpose (tuning "crash"), to show crash reporting.
+// crash on purpose (a debug control in a request), to show crash reporting.
 import type {
   CameraIpaInterface,
   IpaContext,
@@ -15,20 +15,23 @@ export const ipaModuleInfo: IpaModuleInfo = {
   apiVersion: 1,
 };
 
+/** A vendor debug control: `true` in a request makes the IPA crash. */
+export const VENDOR_CRASH_CONTROL = 0x8000_0001;
+
 export function createIpa(
   ctx: IpaContext<CameraIpaInterface>,
 ): IpaImplementation<CameraIpaInterface> {
   const open = createOpen(ctx);
   return {
     ...open,
-    init(params) {
-      if (
-        params.tuning && new TextDecoder().decode(params.tuning) === "crash"
-      ) {
-        // A vendor bug: the process dies; the owner gets a crash event.
-        setTimeout(() => Deno.exit(70), 0);
+    queueRequest(params) {
+      // A vendor bug on a debug control: the process dies; the owner gets a
+      // crash event with the exit report.
+      if (params.controls.get(VENDOR_CRASH_CONTROL) === true) {
+        console.error("vendor-ae-awb: internal error, aborting");
+        Deno.exit(70);
       }
-      return open.init(params);
+      return open.queueRequest(params);
     },
   };
 }
