@@ -136,6 +136,7 @@ export {
   verifyIpaModule,
 } from "./src/ipa_module.ts";
 export {
+  IPA_WORKER_ENV,
   IpaCrashEvent,
   IpaEvent,
   IpaPipelineMismatchError,

@@ -9,6 +9,7 @@
  * @module
  */
 import { shutdown, SOCK } from "../ffi/socket.ts";
+import { environStrings } from "../ffi/spawn.ts";
 import { close as closeFd } from "../ffi/unistd.ts";
 import { IpcRemoteError } from "./ipc_pipe_unix_socket.ts";
 import { IpcPipeUnixSocket } from "./ipc_pipe_unix_socket.ts";
@@ -59,6 +60,44 @@ export interface IpaProxyOptions {
    * it.
    */
   denoFlags?: readonly string[];
+  /**
+   * Isolated only: environment variables for the worker. It starts from
+   * an empty environment plus the few a Deno process needs to find its
+   * cache ({@linkcode IPA_WORKER_ENV}); the parent's secrets stay home.
+   */
+  env?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The variables an isolated IPA worker inherits from the parent, when set:
+ * what `deno` needs to find its module cache and behave; nothing else.
+ */
+export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
+  "PATH",
+  "HOME",
+  "DENO_DIR",
+  "XDG_CACHE_HOME",
+  "TMPDIR",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "NO_COLOR",
+  "DENO_NO_UPDATE_CHECK",
+]);
+
+function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
+  string,
+  string
+> {
+  const env: Record<string, string> = {};
+  // Read through libc: FFI is already full trust, and the parent may not
+  // hold --allow-env for these names.
+  for (const s of environStrings()) {
+    const eq = s.indexOf("=");
+    const name = s.slice(0, eq);
+    if (eq > 0 && IPA_WORKER_ENV.includes(name)) env[name] = s.slice(eq + 1);
+  }
+  return { ...env, ...extra };
 }
 
 /** The module serves another pipeline than the one asked for. */
@@ -493,6 +532,8 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       isolate: options.isolate ?? true,
       allowUnisolated: options.allowUnisolated,
       timeout: options.timeout,
+      clearEnv: true,
+      env: workerEnv(options.env),
     });
     const proxy = new IpaProxyIsolated<I>(
       iface as IpaInterface<I>,

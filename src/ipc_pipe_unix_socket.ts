@@ -161,6 +161,8 @@ export interface IpcPipeOptions {
   args?: readonly string[];
   /** Extra environment variables for the worker. */
   env?: Readonly<Record<string, string>>;
+  /** Start the worker from an empty environment (then only `env`). */
+  clearEnv?: boolean;
   /** Isolation of the worker process; see {@linkcode ProcessIsolation}. */
   isolate?: boolean | ProcessIsolation;
   /** Run even if isolation is unavailable. Default false. */
@@ -214,11 +216,12 @@ function checkTimeout(t: number | undefined, fallback: number): number {
  * adopts the socket end whose number is its last argument (see
  * {@linkcode IpcPipeWorker}).
  *
- * - {@linkcode IpcPipeUnixSocket.sendSync} blocks this thread in
- *   `Atomics.wait` until the reply; a receiver Worker (one per thread,
- *   shared by all pipes) owns every read of the socket and wakes it. The
- *   event loop is not re-entered, so nothing runs and nothing nests while
- *   it waits (the hang of libcamera's nested sendSync, seed 000).
+ * - {@linkcode IpcPipeUnixSocket.sendSync} blocks this thread in the
+ *   kernel until the reply: it takes the socket from the receiver Worker
+ *   (one per thread, shared by all pipes, which reads everything else) and
+ *   reads its reply itself, one reader at a time (docs/pipe.md). The event
+ *   loop is not re-entered, so nothing runs and nothing nests while it
+ *   waits (the hang of libcamera's nested sendSync, seed 000).
  * - {@linkcode IpcPipeUnixSocket.call} is the same as a Promise; many may
  *   be outstanding.
  * - {@linkcode IpcPipeUnixSocket.sendAsync} sends without reply.
@@ -295,6 +298,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       this.#process = Process.spawn(path, {
         args: [...(options.args ?? []), String(peer.fd)],
         env: options.env,
+        clearEnv: options.clearEnv,
         keepFds: [peer],
         isolate: options.isolate,
         allowUnisolated: options.allowUnisolated,

@@ -14,7 +14,7 @@ import {
   SOCK,
   socketpair,
 } from "../ffi/socket.ts";
-import { close as closeFd } from "../ffi/unistd.ts";
+import { close as closeFd, F, fcntl } from "../ffi/unistd.ts";
 import {
   decodeFrame,
   FLAG_MEMFD,
@@ -348,6 +348,12 @@ export class IpcUnixSocket extends EventTarget
       throw new TypeError(
         `Cannot bind IPC socket: fd ${n} is not a SOCK_SEQPACKET socket`,
       );
+    }
+    // An end inherited through exec has lost FD_CLOEXEC: set it again so it
+    // does not leak into this process's own children.
+    const fdFlags = fcntl(n, F.F_GETFD);
+    if (fdFlags >= 0 && (fdFlags & F.FD_CLOEXEC) === 0) {
+      fcntl(n, F.F_SETFD, fdFlags | F.FD_CLOEXEC);
     }
     if (fd instanceof OwnedFd) fd.release();
     this.#open(n);

@@ -90,10 +90,19 @@ export type ProcessStderr = ProcessStdio | "capture";
 /** Isolation layers; each defaults to on when the object is given. */
 export interface ProcessIsolation {
   /**
-   * A new user namespace (`CLONE_NEWUSER`): the child runs as an unmapped
-   * user (`nobody`) with no privilege over the parent's resources.
+   * A new user namespace (`CLONE_NEWUSER`): the child has no capability
+   * outside it and appears as `nobody`; file access is still checked
+   * against the parent's real uid (see docs/security.md).
    */
   userNamespace?: boolean;
+  /**
+   * A new PID namespace (`CLONE_NEWPID`): the child is pid 1 of its own
+   * namespace and cannot address, so cannot signal, any process outside
+   * it; its descendants die with it. As an init process it ignores signals
+   * it has no handler for, except SIGKILL/SIGSTOP from outside, so
+   * `terminate()` ends it with SIGKILL after the grace period.
+   */
+  pidNamespace?: boolean;
   /**
    * A new network namespace (`CLONE_NEWNET`): only a loopback device that
    * is down; no way to reach the parent's sockets by address.
@@ -159,6 +168,8 @@ export interface ProcessIsolationReport {
   userNamespace: boolean;
   /** In a new network namespace. */
   networkNamespace: boolean;
+  /** In a new PID namespace. */
+  pidNamespace: boolean;
   /** Signal handlers reset before the child ran (`CLONE_CLEAR_SIGHAND`). */
   clearSignalHandlers: boolean;
   /** The parent-death signal set, or null. */
@@ -224,6 +235,7 @@ export class ProcessSpawnError extends SyscallError {
 export type IsolationLayer =
   | "user namespace"
   | "network namespace"
+  | "pid namespace"
   | "parent-death signal"
   | "no_new_privs";
 
@@ -310,16 +322,17 @@ const NAMESPACE_ERRNOS = new Set([E.EPERM, E.EACCES, E.EINVAL, 28, 87]);
 interface Isolation {
   user: boolean;
   net: boolean;
+  pid: boolean;
   pdeathsig: number | null;
   nnp: boolean;
 }
 
 function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
   if (iso === undefined || iso === false) {
-    return { user: false, net: false, pdeathsig: null, nnp: false };
+    return { user: false, net: false, pid: false, pdeathsig: null, nnp: false };
   }
   if (iso === true) {
-    return { user: true, net: true, pdeathsig: 9, nnp: true };
+    return { user: true, net: true, pid: true, pdeathsig: 9, nnp: true };
   }
   if (typeof iso !== "object" || iso === null) {
     throw new TypeError(`Invalid isolate option: ${String(iso)}`);
@@ -332,6 +345,7 @@ function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
   return {
     user: iso.userNamespace ?? true,
     net: iso.networkNamespace ?? true,
+    pid: iso.pidNamespace ?? true,
     pdeathsig: sig,
     nnp: iso.noNewPrivileges ?? true,
   };
@@ -599,7 +613,12 @@ export class Process extends EventTarget implements AsyncDisposable {
           (flags, withIso) => {
             const ops = new ChildOps().resetSignals();
             if (withIso.pdeathsig !== null) {
-              ops.parentDeathSignal(withIso.pdeathsig, Deno.pid);
+              // In its own PID namespace the child's parent is outside it:
+              // getppid() is 0 there (pid_namespaces(7)).
+              ops.parentDeathSignal(
+                withIso.pdeathsig,
+                withIso.pid ? 0 : Deno.pid,
+              );
             }
             if (withIso.nnp) ops.noNewPrivs();
             for (let t = 0; t < 3; t++) {
@@ -628,6 +647,7 @@ export class Process extends EventTarget implements AsyncDisposable {
         const layers: IsolationLayer[] = [];
         if (iso.user) layers.push("user namespace");
         if (iso.net) layers.push("network namespace");
+        if (iso.pid) layers.push("pid namespace");
         if (iso.pdeathsig !== null) layers.push("parent-death signal");
         if (iso.nnp) layers.push("no_new_privs");
         if (layers.length > 0) {
@@ -676,6 +696,7 @@ export class Process extends EventTarget implements AsyncDisposable {
         report = {
           userNamespace: false,
           networkNamespace: false,
+          pidNamespace: false,
           clearSignalHandlers: true, // POSIX_SPAWN_SETSIGDEF, all signals
           parentDeathSignal: null,
           noNewPrivileges: false,
@@ -761,6 +782,7 @@ export class Process extends EventTarget implements AsyncDisposable {
       let flags = CLONE.CLONE_CLEAR_SIGHAND;
       if (current.user) flags |= CLONE.CLONE_NEWUSER;
       if (current.net) flags |= CLONE.CLONE_NEWNET;
+      if (current.pid) flags |= CLONE.CLONE_NEWPID;
       const r = spawn(flags, current);
       if (r.kind === "ok") {
         return {
@@ -768,6 +790,7 @@ export class Process extends EventTarget implements AsyncDisposable {
           report: {
             userNamespace: current.user,
             networkNamespace: current.net,
+            pidNamespace: current.pid,
             clearSignalHandlers: true,
             parentDeathSignal: current.pdeathsig === null
               ? null
@@ -780,7 +803,7 @@ export class Process extends EventTarget implements AsyncDisposable {
         reapNow(r.pidfd);
         throw new ProcessSpawnError(r.errno, r.step, program);
       }
-      const wantNs = current.user || current.net;
+      const wantNs = current.user || current.net || current.pid;
       if (!wantNs || !NAMESPACE_ERRNOS.has(r.errno)) {
         throw new ProcessSpawnError(r.errno, "clone3", program);
       }
@@ -806,10 +829,23 @@ export class Process extends EventTarget implements AsyncDisposable {
           errnoValue = e;
         }
       }
+      if (current.pid) {
+        const e = probeNamespace(
+          CLONE.CLONE_NEWPID |
+            (current.user && !refused.includes("user namespace")
+              ? CLONE.CLONE_NEWUSER
+              : 0n),
+        );
+        if (e !== 0) {
+          refused.push("pid namespace");
+          errnoValue = e;
+        }
+      }
       if (refused.length === 0) {
-        // Both alone work but not together: report both.
+        // Each alone works but not together: report them all.
         if (current.user) refused.push("user namespace");
         if (current.net) refused.push("network namespace");
+        if (current.pid) refused.push("pid namespace");
       }
       const cause = new SyscallError(errnoValue, "clone3", "Cannot spawn");
       const why =
@@ -823,6 +859,7 @@ export class Process extends EventTarget implements AsyncDisposable {
       for (const l of refused) notApplied.push(`${l}: ${why}`);
       if (refused.includes("user namespace")) current.user = false;
       if (refused.includes("network namespace")) current.net = false;
+      if (refused.includes("pid namespace")) current.pid = false;
     }
   }
 

@@ -18,7 +18,7 @@ import {
   SyscallError,
 } from "../mod.ts";
 import { MSG, MsgBuffers, SOCK, socketpair } from "../ffi/socket.ts";
-import { memfdCreate, MFD } from "../ffi/unistd.ts";
+import { F, fcntl, memfdCreate, MFD } from "../ffi/unistd.ts";
 import { FLAG_MEMFD, writeHeader } from "../src/_frame.ts";
 import {
   isCloexec,
@@ -659,5 +659,19 @@ Deno.test("IpcUnixSocket still delivers what the peer sent, then the close event
     using m = c.receive({ timeout: 1000 });
     assertEquals(m.data, enc.encode("last"));
     assertThrows(() => c.receive({ timeout: 1000 }), IpcClosedError);
+  });
+});
+
+Deno.test("IpcUnixSocket.bind() makes an adopted end close-on-exec again", async () => {
+  await withoutFdLeak(() => {
+    const a = new IpcUnixSocket();
+    using _a = a;
+    const end = a.create();
+    const n = end.release();
+    fcntl(n, F.F_SETFD, 0); // as after an exec that kept it
+    assert(!isCloexec(n));
+    using b = new IpcUnixSocket();
+    b.bind(n);
+    assert(isCloexec(n));
   });
 });

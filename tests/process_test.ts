@@ -241,14 +241,14 @@ Deno.test("`Process.start()` searches PATH when the program has no slash", async
   });
 });
 
-Deno.test("`Process.start()` puts the child in new user and net namespaces when isolated", async () => {
+Deno.test("`Process.start()` puts the child in new user, net and pid namespaces when isolated", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     await using p = Process.spawn("/bin/sleep", {
       args: ["10"],
       isolate: true,
     });
-    for (const ns of ["user", "net"]) {
+    for (const ns of ["user", "net", "pid"]) {
       const mine = readlink(`/proc/self/ns/${ns}`);
       const its = readlink(`/proc/${p.pid}/ns/${ns}`);
       assertEquals(typeof mine, "string");
@@ -258,6 +258,7 @@ Deno.test("`Process.start()` puts the child in new user and net namespaces when 
     assertEquals(p.describe().isolation, {
       userNamespace: true,
       networkNamespace: true,
+      pidNamespace: true,
       clearSignalHandlers: true,
       parentDeathSignal: "SIGKILL",
       noNewPrivileges: true,
@@ -548,6 +549,7 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
     assertEquals(e.layers, [
       "user namespace",
       "network namespace",
+      "pid namespace",
       "parent-death signal",
       "no_new_privs",
     ]);
@@ -562,7 +564,7 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
     const d = p.describe();
     assertEquals(d.isolation.userNamespace, false);
     assertEquals(d.isolation.networkNamespace, false);
-    assertEquals(d.notApplied.length, 3);
+    assertEquals(d.notApplied.length, 4); // user, pid, pdeathsig, nnp
     assertMatch(d.notApplied[0], /^user namespace: not available/);
     assertEquals(await waitExit(p), { kind: "exited", code: 0 });
   });
