@@ -4,6 +4,7 @@
 // hang-ups) to the owner's event loop. See _receiver_shared.ts.
 import { EPOLL, epollCtl, EpollEvents } from "../ffi/epoll.ts";
 import { E } from "../ffi/errno.ts";
+import { POLL, PollFds } from "../ffi/poll.ts";
 import { MSG, MsgBuffers } from "../ffi/socket.ts";
 import { close, read } from "../ffi/unistd.ts";
 import { decodeFrame, HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
@@ -33,6 +34,14 @@ declare const self: {
 
 const MAX_SIZE = 1 << 30;
 
+const hupPoll = new PollFds(1);
+/** Whether the peer of `fd` has hung up (POLLRDHUP / POLLHUP, no wait). */
+function hungUp(fd: number): boolean {
+  hupPoll.set(0, fd, POLL.POLLRDHUP);
+  hupPoll.poll(0);
+  return (hupPoll.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
+}
+
 function run(init: ReceiverInit): void {
   const t = new Int32Array(init.table);
   const rx = new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
@@ -58,11 +67,14 @@ function run(init: ReceiverInit): void {
       const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
       if (n === -E.EINTR) continue;
       if (n === -E.EAGAIN) return true;
+      // End of stream is an empty read with no descriptors and no
+      // truncation while the peer has hung up; an empty record from a live
+      // peer is a bad frame (short-header), decoded below.
       if (
         n < 0 ||
-        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0)
+        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
+          rx.receivedFds().length === 0 && hungUp(fd))
       ) {
-        for (const fd of n === 0 ? rx.receivedFds() : []) close(fd);
         return false;
       }
       const seq = Atomics.add(t, b + E_SEQ, 1);

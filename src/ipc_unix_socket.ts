@@ -601,12 +601,15 @@ export class IpcUnixSocket extends EventTarget
         }
         throw err;
       }
+      // End of stream reads 0 bytes and no descriptors. An empty record
+      // with descriptors is a bad frame even after a hang-up, and records
+      // queued behind it are still to be read.
       if (
         n === 0 &&
         (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
+        rx.receivedFds().length === 0 &&
         this.#peerHungUp()
       ) {
-        for (const fd of rx.receivedFds()) closeFd(fd);
         this.#eof = true;
         this.#state = "peer-closed";
         throw new IpcClosedError(
