@@ -260,6 +260,7 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
   #nextCookie = 1;
   #state: "open" | "gone" | "closing" | "closed" = "open";
   #exit: ProcessExit | null = null;
+  #exitLooked?: Promise<void>; // settles once markGone() looked for #exit
   #lateReplies = 0;
   #closed?: Promise<void>;
 
@@ -406,6 +407,8 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
    */
   sendSync(msg: IpcMessageInit, options: IpcCallOptions = {}): IpcMessage {
     const action = `Cannot call ${msg.cmd ?? 0}`;
+    // A caller that blocks anyway waits (briefly) for the exit report.
+    if (this.#state === "gone") throw this.#goneSync(action);
     this.#checkOpen(action);
     const timeout = checkTimeout(options.timeout, this.#timeout);
     const cookie = this.#cookie();
@@ -419,6 +422,9 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       const reply = this.#readReply(cookie, timeout, action);
       if (reply !== null) return reply;
       peerExited = true;
+    } catch (e) {
+      // The send met the hang-up before the exit was reaped: wait below.
+      if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
     } finally {
       peerExited = receiver.give(this.#id) || peerExited;
       if (this.#held.has(this.#expect)) setTimeout(() => this.#flush(), 0);
@@ -426,6 +432,21 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     const exit = this.#process?.waitSync(100) ?? null;
     this.#markGone();
     throw new IpcPeerGoneError(action, exit);
+  }
+
+  #goneSync(action: string): IpcPeerGoneError {
+    return new IpcPeerGoneError(
+      action,
+      this.#exitStatus() ?? this.#process?.waitSync(100) ?? null,
+    );
+  }
+
+  #peerHungUp(fd: number): boolean {
+    const pfd = shared.pfd ??= new PollFds(2);
+    pfd.set(0, fd, POLL.POLLRDHUP);
+    pfd.set(1, -1, 0);
+    pfd.poll(0);
+    return (pfd.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
   }
 
   /** Reads until the reply to `cookie`; null when the peer is gone. */
@@ -461,11 +482,14 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
         if (pfd.revents(1) !== 0) exited = true;
         continue;
       }
+      // End of stream: an empty read without descriptors or truncation
+      // while the peer has hung up (an empty record from a live peer is a
+      // bad frame, decoded below).
       if (
         n < 0 ||
-        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0)
+        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
+          rx.receivedFds().length === 0 && this.#peerHungUp(fd))
       ) {
-        if (n === 0) { for (const f of rx.receivedFds()) closeFd(f); }
         return null;
       }
       const seq = this.#receiver.nextSeq(this.#id);
@@ -526,6 +550,12 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
    */
   call(msg: IpcMessageInit, options: IpcCallOptions = {}): Promise<IpcMessage> {
     const action = `Cannot call ${msg.cmd ?? 0}`;
+    if (this.#state === "gone" && this.#exitStatus() === null) {
+      // Fail with the exit report, as the pending calls do.
+      return this.#exitLooked!.then(() => {
+        throw new IpcPeerGoneError(action, this.#exitStatus());
+      });
+    }
     try {
       this.#checkOpen(action);
       options.signal?.throwIfAborted();
@@ -667,12 +697,14 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     // The exit report usually follows the hang-up within a millisecond;
     // wait for it briefly so the errors carry it.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    Promise.race([
+    this.#exitLooked = Promise.race([
       this.#process?.exited ?? null,
       new Promise<null>((r) => timer = setTimeout(() => r(null), 50)),
     ]).then((exit) => {
       clearTimeout(timer);
-      this.#exit = exit;
+      // If the event loop was blocked past the timer, the child may well
+      // have ended meanwhile: look once more (non-blocking).
+      this.#exit = exit ?? this.#process?.waitSync(0) ?? null;
       fail();
     });
   }
