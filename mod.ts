@@ -176,3 +176,4 @@ export type {
   IpaSimplify,
   IpaTypeBuilders,
 } from "./src/ipa_schema.ts";
+export { TypedEventTarget } from "./src/typed_event_target.ts";

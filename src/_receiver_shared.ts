@@ -9,7 +9,11 @@
 // side, takes the next sequence number of its pipe so the owner can
 // dispatch them in arrival order.
 
-import type { IpcProtocolErrorReason } from "./errors.ts";
+import { POLL, PollFds } from "../ffi/poll.ts";
+import { MSG, type MsgBuffers } from "../ffi/socket.ts";
+import { close } from "../ffi/unistd.ts";
+import { decodeFrame } from "./_frame.ts";
+import { IpcProtocolError, type IpcProtocolErrorReason } from "./errors.ts";
 
 /** Most pipes one thread can have open at once. */
 export const MAX_PIPES = 1024;
@@ -101,4 +105,55 @@ export function splitMessage(
       data.byteOffset + data.length,
     ),
   };
+}
+
+/**
+ * Whether the empty read `n` from `fd` is the end of the stream: no data,
+ * no descriptors, no truncation, and the peer has hung up. An empty record
+ * from a live peer (or one carrying descriptors) is a bad frame instead.
+ */
+export function isEndOfStream(rx: MsgBuffers, n: number, fd: number): boolean {
+  if (n !== 0) return false;
+  if ((rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) !== 0) return false;
+  if (rx.receivedFds().length !== 0) return false;
+  hupPoll.set(0, fd, POLL.POLLRDHUP);
+  hupPoll.poll(0);
+  return (hupPoll.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
+}
+
+const hupPoll = new PollFds(1);
+
+/**
+ * Turns the record `recvmsg` just put in `rx` (`n` bytes) into what the
+ * pipe dispatches: a message, or a rejected frame with its descriptors
+ * closed.
+ */
+export function decodeItem(
+  rx: MsgBuffers,
+  n: number,
+  id: number,
+  gen: number,
+  seq: number,
+  maxSize: number,
+): ReceivedMessage | ReceivedError {
+  let frame;
+  try {
+    frame = decodeFrame(rx, n, maxSize);
+  } catch (e) {
+    if (!(e instanceof IpcProtocolError)) throw e;
+    return { type: "error", id, gen, seq, reason: e.reason, detail: e.detail };
+  }
+  const m = splitMessage(frame.data);
+  if (m === null) {
+    for (const fd of frame.fds) close(fd);
+    return {
+      type: "error",
+      id,
+      gen,
+      seq,
+      reason: "short-header",
+      detail: "message shorter than its 8-byte header",
+    };
+  }
+  return { type: "msg", id, gen, seq, ...m, fds: frame.fds };
 }

@@ -4,12 +4,11 @@
 // hang-ups) to the owner's event loop. See _receiver_shared.ts.
 import { EPOLL, epollCtl, EpollEvents } from "../ffi/epoll.ts";
 import { E } from "../ffi/errno.ts";
-import { POLL, PollFds } from "../ffi/poll.ts";
 import { MSG, MsgBuffers } from "../ffi/socket.ts";
-import { close, read } from "../ffi/unistd.ts";
-import { decodeFrame, HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
-import { IpcProtocolError } from "./errors.ts";
+import { read } from "../ffi/unistd.ts";
+import { HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
 import {
+  decodeItem,
   E_EXITED,
   E_FD,
   E_GEN,
@@ -18,10 +17,10 @@ import {
   E_SEQ,
   entry,
   FREE,
+  isEndOfStream,
   RECEIVER,
   type ReceiverEvent,
   type ReceiverInit,
-  splitMessage,
   T_STOP,
   TAG_PIDFD,
   TAG_WAKE,
@@ -33,14 +32,6 @@ declare const self: {
 };
 
 const MAX_SIZE = 1 << 30;
-
-const hupPoll = new PollFds(1);
-/** Whether the peer of `fd` has hung up (POLLRDHUP / POLLHUP, no wait). */
-function hungUp(fd: number): boolean {
-  hupPoll.set(0, fd, POLL.POLLRDHUP);
-  hupPoll.poll(0);
-  return (hupPoll.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
-}
 
 function run(init: ReceiverInit): void {
   const t = new Int32Array(init.table);
@@ -67,48 +58,17 @@ function run(init: ReceiverInit): void {
       const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
       if (n === -E.EINTR) continue;
       if (n === -E.EAGAIN) return true;
-      // End of stream is an empty read with no descriptors and no
-      // truncation while the peer has hung up; an empty record from a live
-      // peer is a bad frame (short-header), decoded below.
-      if (
-        n < 0 ||
-        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
-          rx.receivedFds().length === 0 && hungUp(fd))
-      ) {
-        return false;
-      }
-      const seq = Atomics.add(t, b + E_SEQ, 1);
-      let frame;
-      try {
-        frame = decodeFrame(rx, n, MAX_SIZE);
-      } catch (e) {
-        if (!(e instanceof IpcProtocolError)) throw e;
-        post({
-          type: "error",
-          id: idx,
-          gen,
-          seq,
-          reason: e.reason,
-          detail: e.detail,
-        });
-        continue;
-      }
-      const m = splitMessage(frame.data);
-      if (m === null) {
-        for (const fd of frame.fds) close(fd);
-        post({
-          type: "error",
-          id: idx,
-          gen,
-          seq,
-          reason: "short-header",
-          detail: "message shorter than its 8-byte header",
-        });
-        continue;
-      }
-      post({ type: "msg", id: idx, gen, seq, ...m, fds: frame.fds }, [
-        m.buffer,
-      ]);
+      if (n < 0 || isEndOfStream(rx, n, fd)) return false;
+      const item = decodeItem(
+        rx,
+        n,
+        idx,
+        gen,
+        Atomics.add(t, b + E_SEQ, 1),
+        MAX_SIZE,
+      );
+      if (item.type === "msg") post(item, [item.buffer]);
+      else post(item);
     }
   };
 

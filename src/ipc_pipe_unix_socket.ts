@@ -13,6 +13,7 @@ import {
 } from "./ipc_message.ts";
 import { DEFAULT_SPIN_US, IpcUnixSocket } from "./ipc_unix_socket.ts";
 import { OwnedFd } from "./owned_fd.ts";
+import { TypedEventTarget } from "./typed_event_target.ts";
 import {
   Process,
   type ProcessExit,
@@ -22,11 +23,12 @@ import {
 } from "./process.ts";
 import { Receiver } from "./_receiver.ts";
 import {
+  decodeItem,
+  isEndOfStream,
   type ReceivedError,
   type ReceivedMessage,
-  splitMessage,
 } from "./_receiver_shared.ts";
-import { decodeFrame, HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
+import { HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
 import { IpcProtocolError } from "./errors.ts";
 import { E } from "../ffi/errno.ts";
 import { POLL, PollFds } from "../ffi/poll.ts";
@@ -243,7 +245,8 @@ function checkTimeout(t: number | undefined, fallback: number): number {
  * using reply = pipe.sendSync({ cmd: 1, data: new Uint8Array([42]) });
  * ```
  */
-export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
+export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
+  implements AsyncDisposable {
   readonly #sock: IpcUnixSocket;
   readonly #process: Process | null;
   readonly #receiver: Receiver;
@@ -441,14 +444,6 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
     );
   }
 
-  #peerHungUp(fd: number): boolean {
-    const pfd = shared.pfd ??= new PollFds(2);
-    pfd.set(0, fd, POLL.POLLRDHUP);
-    pfd.set(1, -1, 0);
-    pfd.poll(0);
-    return (pfd.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
-  }
-
   /** Reads until the reply to `cookie`; null when the peer is gone. */
   #readReply(
     cookie: number,
@@ -482,59 +477,22 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
         if (pfd.revents(1) !== 0) exited = true;
         continue;
       }
-      // End of stream: an empty read without descriptors or truncation
-      // while the peer has hung up (an empty record from a live peer is a
-      // bad frame, decoded below).
-      if (
-        n < 0 ||
-        (n === 0 && (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
-          rx.receivedFds().length === 0 && this.#peerHungUp(fd))
-      ) {
-        return null;
-      }
-      const seq = this.#receiver.nextSeq(this.#id);
-      let frame;
-      try {
-        frame = decodeFrame(rx, n, 1 << 30);
-      } catch (e) {
-        if (!(e instanceof IpcProtocolError)) throw e;
-        this.#held.set(seq, {
-          type: "error",
-          id: this.#id,
-          gen: 0,
-          seq,
-          reason: e.reason,
-          detail: e.detail,
-        });
-        continue;
-      }
-      const m = splitMessage(frame.data);
-      if (m === null) {
-        for (const f of frame.fds) closeFd(f);
-        this.#held.set(seq, {
-          type: "error",
-          id: this.#id,
-          gen: 0,
-          seq,
-          reason: "short-header",
-          detail: "message shorter than its 8-byte header",
-        });
-        continue;
-      }
-      const item: ReceivedMessage = {
-        type: "msg",
-        id: this.#id,
-        gen: 0,
-        seq,
-        ...m,
-        fds: frame.fds,
-      };
-      if (m.cookie === cookie) {
-        this.#held.set(seq, null);
+      if (n < 0 || isEndOfStream(rx, n, fd)) return null;
+      const item = decodeItem(
+        rx,
+        n,
+        this.#id,
+        0,
+        this.#receiver.nextSeq(this.#id),
+        1 << 30,
+      );
+      if (item.type === "msg" && item.cookie === cookie) {
+        this.#held.set(item.seq, null);
         return this.#toReply(item);
       }
-      // An event or another call's reply: dispatched later, in order.
-      this.#held.set(seq, item);
+      // An event, another call's reply or a bad frame: dispatched later,
+      // in order.
+      this.#held.set(item.seq, item);
     }
   }
 
@@ -707,40 +665,6 @@ export class IpcPipeUnixSocket extends EventTarget implements AsyncDisposable {
       this.#exit = exit ?? this.#process?.waitSync(0) ?? null;
       fail();
     });
-  }
-
-  /**
-   * Listens for `recv` and `disconnect`.
-   *
-   * @param type The event.
-   * @param listener The handler.
-   * @param options Standard listener options.
-   */
-  override addEventListener<K extends keyof IpcPipeEventMap>(
-    type: K,
-    listener: (this: IpcPipeUnixSocket, ev: IpcPipeEventMap[K]) => unknown,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for any event type.
-   *
-   * @param type The event type.
-   * @param listener The handler.
-   * @param options Standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Listens for events (implementation of the overloads above). */
-  override addEventListener(
-    type: string,
-    // deno-lint-ignore no-explicit-any
-    listener: any,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
   }
 
   /**

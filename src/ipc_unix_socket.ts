@@ -27,6 +27,7 @@ import {
 import { IpcClosedError, IpcProtocolError, IpcTimeoutError } from "./errors.ts";
 import { createMemfd, sealFd, writeFd } from "./memfd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
+import { TypedEventTarget } from "./typed_event_target.ts";
 
 /** What to send: bytes and descriptors, both optional. */
 export interface IpcPayloadInit {
@@ -252,7 +253,7 @@ function pollWait(remaining: number): number {
  * console.log(await got.promise); // Uint8Array(1) [ 42 ]
  * ```
  */
-export class IpcUnixSocket extends EventTarget
+export class IpcUnixSocket extends TypedEventTarget<IpcUnixSocketEventMap>
   implements Disposable, AsyncDisposable {
   #fd = -1;
   #state: IpcUnixSocketState = "unbound";
@@ -629,42 +630,16 @@ export class IpcUnixSocket extends EventTarget
   }
 
   /**
-   * Listens for events. Adding the first `message` listener starts
-   * event-driven delivery: from then on every message is dispatched as an
-   * {@linkcode IpcMessageEvent} on the event loop, in arrival order, and
+   * Adding the first `message` listener starts event-driven delivery: from
+   * then on every message is dispatched as an {@linkcode IpcMessageEvent}
+   * on the event loop, in arrival order, and
    * {@linkcode IpcUnixSocket.receive} is no longer available. A pending
    * readiness wait keeps the program alive until the socket is closed or
    * the peer hangs up.
    *
-   * @param type `message`, `error` or `close`.
-   * @param listener The handler.
-   * @param options Standard listener options.
+   * @param type The event type listened for.
    */
-  override addEventListener<K extends keyof IpcUnixSocketEventMap>(
-    type: K,
-    listener: (this: IpcUnixSocket, ev: IpcUnixSocketEventMap[K]) => unknown,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for any event type, with a generic listener.
-   *
-   * @param type The event type.
-   * @param listener The handler.
-   * @param options Standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Listens for events (implementation of the overloads above). */
-  override addEventListener(
-    type: string,
-    // deno-lint-ignore no-explicit-any
-    listener: any,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
+  protected override onListen(type: string): void {
     if (type === "message") this.#startWatching();
   }
 

@@ -37,6 +37,7 @@ import { POLL, PollFds } from "../ffi/poll.ts";
 import { close as closeFd, F, fcntl, read } from "../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
+import { TypedEventTarget } from "./typed_event_target.ts";
 
 export type { SignalName } from "../ffi/signal.ts";
 
@@ -445,7 +446,8 @@ const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
  * }
  * ```
  */
-export class Process extends EventTarget implements AsyncDisposable {
+export class Process extends TypedEventTarget<ProcessEventMap>
+  implements AsyncDisposable {
   #state: State = "new";
   #pid = -1;
   #pidfd = -1;
@@ -1078,39 +1080,6 @@ export class Process extends EventTarget implements AsyncDisposable {
       isolation: { ...d.isolation },
       notApplied: [...d.notApplied],
     };
-  }
-
-  /**
-   * Listens for `exit`.
-   *
-   * @param type `exit`.
-   * @param listener The handler.
-   * @param options Standard listener options.
-   */
-  override addEventListener<K extends keyof ProcessEventMap>(
-    type: K,
-    listener: (this: Process, ev: ProcessEventMap[K]) => unknown,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for any event type.
-   *
-   * @param type The event type.
-   * @param listener The handler.
-   * @param options Standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    // deno-lint-ignore no-explicit-any
-    listener: any,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
   }
 
   /** Kills the child if it runs (SIGKILL) and waits until it is reaped. */
