@@ -1,6 +1,8 @@
 // Shared test helpers: descriptor accounting and bounded waits.
 import { assertEquals } from "@std/assert";
-import { F, fcntl, readlink } from "../ffi/unistd.ts";
+import { access, O, open, X_OK } from "../ffi/spawn.ts";
+import { close, F, fcntl, read, readlink } from "../ffi/unistd.ts";
+import { Process } from "../mod.ts";
 
 // Deno refuses /proc/self paths without --allow-all, so descriptors are
 // probed with fcntl(F_GETFD) through FFI instead of listing /proc/self/fd.
@@ -154,4 +156,73 @@ export function warmUpWorkers(
     warmed.set(url, p);
   }
   return p;
+}
+
+/** Whether /proc/<pid> exists (a zombie still has one). */
+export function procExists(pid: number): boolean {
+  return access(`/proc/${pid}`, 0) === 0;
+}
+
+/**
+ * Reads a /proc file through FFI (Deno refuses /proc/<pid> paths without
+ * --allow-all). Returns null if it cannot be opened.
+ */
+export function readProc(path: string): string | null {
+  const fd = open(path, O.O_RDONLY | O.O_CLOEXEC);
+  if (fd < 0) return null;
+  try {
+    const buf = new Uint8Array(65536);
+    let len = 0;
+    for (;;) {
+      const n = read(fd, buf.subarray(len));
+      if (n <= 0) break;
+      len += n;
+    }
+    return new TextDecoder().decode(buf.subarray(0, len));
+  } finally {
+    close(fd);
+  }
+}
+
+/** A process's state letter from /proc/<pid>/stat, or null if gone. */
+export function procState(pid: number): string | null {
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (stat === null) return null;
+  const i = stat.lastIndexOf(")");
+  return stat.slice(i + 2, i + 3);
+}
+
+/** Whether GNU as and objcopy are installed (to re-assemble .S files). */
+export const HAS_BINUTILS: boolean = access("/usr/bin/as", X_OK) === 0 &&
+  access("/usr/bin/objcopy", X_OK) === 0;
+
+/** Runs a tool to completion (through isola itself: no --allow-run). */
+async function runTool(path: string, args: string[]): Promise<void> {
+  await using p = Process.spawn(path, { args, stderr: "capture" });
+  const s = await p.exited;
+  if (s.kind !== "exited" || s.code !== 0) {
+    throw new Error(
+      `${path} failed: ${JSON.stringify(s)} ${
+        new TextDecoder().decode(s.stderr)
+      }`,
+    );
+  }
+}
+
+/** Assembles an x86_64 `.S` file and returns its .text bytes. */
+export async function assembleText(src: string): Promise<Uint8Array> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola-as-" });
+  try {
+    await runTool("/usr/bin/as", ["--64", "-o", `${dir}/t.o`, src]);
+    await runTool("/usr/bin/objcopy", [
+      "-O",
+      "binary",
+      "--only-section=.text",
+      `${dir}/t.o`,
+      `${dir}/t.bin`,
+    ]);
+    return await Deno.readFile(`${dir}/t.bin`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

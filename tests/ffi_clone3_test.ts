@@ -8,33 +8,14 @@ import {
   isola_spawn,
 } from "../ffi/clone3_trampoline.ts";
 import {
-  access,
   cString,
   cStringArray,
   environPointer,
   W,
   waitidPidfd,
-  X_OK,
 } from "../ffi/spawn.ts";
 import { close } from "../ffi/unistd.ts";
-import { Process } from "../mod.ts";
-import { withoutFdLeak } from "./_helpers.ts";
-
-const HAS_BINUTILS = access("/usr/bin/as", X_OK) === 0 &&
-  access("/usr/bin/objcopy", X_OK) === 0;
-
-/** Runs a tool to completion (through isola itself: no --allow-run). */
-async function run(path: string, args: string[]): Promise<void> {
-  await using p = Process.spawn(path, { args, stderr: "capture" });
-  const s = await p.exited;
-  if (s.kind !== "exited" || s.code !== 0) {
-    throw new Error(
-      `${path} failed: ${JSON.stringify(s)} ${
-        new TextDecoder().decode(s.stderr)
-      }`,
-    );
-  }
-}
+import { assembleText, HAS_BINUTILS, withoutFdLeak } from "./_helpers.ts";
 
 Deno.test({
   name:
@@ -42,21 +23,7 @@ Deno.test({
   ignore: !HAS_BINUTILS,
   fn: async () => {
     const src = new URL("../ffi/clone3_x86_64.S", import.meta.url).pathname;
-    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola-as-" });
-    try {
-      await run("/usr/bin/as", ["--64", "-o", `${dir}/t.o`, src]);
-      await run("/usr/bin/objcopy", [
-        "-O",
-        "binary",
-        "--only-section=.text",
-        `${dir}/t.o`,
-        `${dir}/t.bin`,
-      ]);
-      const bytes = await Deno.readFile(`${dir}/t.bin`);
-      assertEquals(bytes, CLONE3_X86_64_CODE);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    assertEquals(await assembleText(src), CLONE3_X86_64_CODE);
   },
 });
 

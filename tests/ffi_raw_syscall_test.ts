@@ -1,22 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
 import { RAW_SYSCALL_X86_64_CODE, rawSocketCalls } from "../ffi/raw_syscall.ts";
 import { MSG, MsgBuffers, SOCK, socketpair } from "../ffi/socket.ts";
-import { access, X_OK } from "../ffi/spawn.ts";
 import { close } from "../ffi/unistd.ts";
-import { Process } from "../mod.ts";
-
-const HAS_BINUTILS = access("/usr/bin/as", X_OK) === 0 &&
-  access("/usr/bin/objcopy", X_OK) === 0;
-
-async function run(path: string, args: string[]): Promise<void> {
-  await using p = Process.spawn(path, { args, stderr: "capture" });
-  const s = await p.exited;
-  assertEquals(
-    s.kind === "exited" && s.code,
-    0,
-    new TextDecoder().decode(s.stderr),
-  );
-}
+import { assembleText, HAS_BINUTILS } from "./_helpers.ts";
 
 Deno.test({
   name:
@@ -25,23 +11,7 @@ Deno.test({
   fn: async () => {
     const src =
       new URL("../ffi/raw_syscall_x86_64.S", import.meta.url).pathname;
-    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola-as-" });
-    try {
-      await run("/usr/bin/as", ["--64", "-o", `${dir}/t.o`, src]);
-      await run("/usr/bin/objcopy", [
-        "-O",
-        "binary",
-        "--only-section=.text",
-        `${dir}/t.o`,
-        `${dir}/t.bin`,
-      ]);
-      assertEquals(
-        await Deno.readFile(`${dir}/t.bin`),
-        RAW_SYSCALL_X86_64_CODE,
-      );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    assertEquals(await assembleText(src), RAW_SYSCALL_X86_64_CODE);
   },
 });
 

@@ -16,8 +16,13 @@ import {
   IpcTimeoutError,
   readFd,
 } from "../mod.ts";
-import { access } from "../ffi/spawn.ts";
-import { pattern, warmUpWorkers, within, withoutFdLeak } from "./_helpers.ts";
+import {
+  pattern,
+  procExists,
+  warmUpWorkers,
+  within,
+  withoutFdLeak,
+} from "./_helpers.ts";
 
 const FIXTURE = new URL("./fixtures/pipe_worker.ts", import.meta.url).pathname;
 const RECEIVER = new URL("../src/_receiver_worker.ts", import.meta.url).href;
@@ -43,11 +48,6 @@ function startPipe(opts: Start = {}): IpcPipeUnixSocket {
     isolate: opts.isolate,
     timeout: opts.timeout ?? 10_000,
   });
-}
-
-/** Whether /proc/<pid> exists (a zombie still has one). */
-function procExists(pid: number): boolean {
-  return access(`/proc/${pid}`, 0) === 0;
 }
 
 /** Runs `fn` with fd and zombie accounting around it. */

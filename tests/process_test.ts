@@ -18,49 +18,22 @@ import {
   STDERR_TAIL_BYTES,
   SyscallError,
 } from "../mod.ts";
-import { access, O, open } from "../ffi/spawn.ts";
-import { close, memfdCreate, MFD, read, readlink } from "../ffi/unistd.ts";
+import { access } from "../ffi/spawn.ts";
+import { memfdCreate, MFD, readlink } from "../ffi/unistd.ts";
 import { watchedCount } from "../src/_pidfd_watcher.ts";
 import { clone3Available } from "../ffi/clone3_trampoline.ts";
-import { openFds, within, withoutFdLeak } from "./_helpers.ts";
+import {
+  openFds,
+  procExists,
+  procState,
+  readProc,
+  within,
+  withoutFdLeak,
+} from "./_helpers.ts";
 
 const dec = new TextDecoder();
 const PATHS = ["clone3", "posix_spawn"] as const;
 const HAS_BASH = access("/bin/bash", 1) === 0;
-
-/** Whether `/proc/<pid>` exists (a zombie still has one). */
-function procExists(pid: number): boolean {
-  return access(`/proc/${pid}`, 0) === 0;
-}
-
-/**
- * Reads a /proc file through FFI (Deno refuses /proc/<pid> paths without
- * --allow-all). Returns null if it cannot be opened.
- */
-function readProc(path: string): string | null {
-  const fd = open(path, O.O_RDONLY | O.O_CLOEXEC);
-  if (fd < 0) return null;
-  try {
-    const buf = new Uint8Array(65536);
-    let len = 0;
-    for (;;) {
-      const n = read(fd, buf.subarray(len));
-      if (n <= 0) break;
-      len += n;
-    }
-    return dec.decode(buf.subarray(0, len));
-  } finally {
-    close(fd);
-  }
-}
-
-/** A child's state letter from /proc/<pid>/stat, or null if gone. */
-function procState(pid: number): string | null {
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (stat === null) return null;
-  const i = stat.lastIndexOf(")");
-  return stat.slice(i + 2, i + 3);
-}
 
 function sh(script: string, opts: Parameters<typeof Process.spawn>[1] = {}) {
   return Process.spawn("/bin/sh", { ...opts, args: ["-c", script] });
