@@ -54,7 +54,7 @@ export interface IpcPipeWorkerHandlers {
  * }); // returns when the parent closes the pipe
  * ```
  */
-export class IpcPipeWorker {
+export class IpcPipeWorker implements Disposable {
   readonly #sock: IpcUnixSocket;
 
   /**
@@ -224,8 +224,13 @@ export class IpcPipeWorker {
     }
   }
 
-  /** Closes the socket. */
+  /** Closes the socket (the parent sees the hang-up). Idempotent. */
   close(): void {
     this.#sock.close();
+  }
+
+  /** Closes (`using`). */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
