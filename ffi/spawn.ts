@@ -198,6 +198,24 @@ export function pidfdOpen(pid: number): number {
   return r < 0 ? -errno() : r;
 }
 
+// System call numbers that differ per architecture (x86_64 / aarch64).
+const SYS_TGKILL = Deno.build.arch === "x86_64" ? 234 : 131;
+const SYS_GETTID = Deno.build.arch === "x86_64" ? 186 : 178;
+
+/** gettid(2): the calling thread's id. */
+export function gettid(): number {
+  return sys(SYS_GETTID);
+}
+
+/**
+ * tgkill(2): sends `sig` to thread `tid` of thread group `tgid`. Returns 0
+ * or `-errno`.
+ */
+export function tgkill(tgid: number, tid: number, sig: number): number {
+  const r = sys(SYS_TGKILL, tgid, tid, sig);
+  return r < 0 ? -errno() : 0;
+}
+
 /** pidfd_send_signal(2) with no siginfo. Returns 0 or `-errno`. */
 export function pidfdSendSignal(pidfd: number, sig: number): number {
   const r = sys(SYS.pidfd_send_signal, pidfd, sig, 0, 0);

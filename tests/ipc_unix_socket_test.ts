@@ -19,6 +19,7 @@ import {
 } from "../mod.ts";
 import { MSG, MsgBuffers, SOCK, socketpair } from "../ffi/socket.ts";
 import { F, fcntl, memfdCreate, MFD } from "../ffi/unistd.ts";
+import { gettid } from "../ffi/spawn.ts";
 import { FLAG_MEMFD, writeHeader } from "../src/_frame.ts";
 import {
   isCloexec,
@@ -674,4 +675,29 @@ Deno.test("IpcUnixSocket.bind() makes an adopted end close-on-exec again", async
     b.bind(n);
     assert(isCloexec(n));
   });
+});
+
+Deno.test("IpcUnixSocket.receive() retries EINTR: signals while it waits do not end the wait", async () => {
+  const url = new URL("./fixtures/eintr_worker.ts", import.meta.url).href;
+  await warmUpWorkers(url);
+  let signals = 0;
+  const onSignal = () => signals++;
+  Deno.addSignalListener("SIGUSR1", onSignal);
+  try {
+    await withoutFdLeak(async () => {
+      using sock = new IpcUnixSocket();
+      const w = new Worker(url, { type: "module" });
+      const ready = new Promise((r) => w.onmessage = r);
+      w.postMessage({ fd: sock.create().release(), tid: gettid() });
+      await within(ready, 10_000, "worker ready");
+      // Blocks in poll(2) on this thread while the signals arrive.
+      using m = sock.receive({ timeout: 5000 });
+      assertEquals(m.data, Uint8Array.of(42));
+      await new Promise((r) => setTimeout(r, 20)); // let handlers run
+      w.terminate();
+    });
+  } finally {
+    Deno.removeSignalListener("SIGUSR1", onSignal);
+  }
+  assert(signals > 0, "no signal was delivered during the wait");
 });
