@@ -186,7 +186,8 @@ const libc = lazyLibc(
   } satisfies Deno.ForeignLibraryInterface,
 );
 
-function sys(nr: number, a = 0, b = 0, c = 0, d = 0): number {
+/** syscall(2) with up to four integer arguments. Returns the result or -1 (errno set). */
+export function sysCall(nr: number, a = 0, b = 0, c = 0, d = 0): number {
   return Number(
     libc().syscall(BigInt(nr), BigInt(a), BigInt(b), BigInt(c), BigInt(d)),
   );
@@ -194,7 +195,7 @@ function sys(nr: number, a = 0, b = 0, c = 0, d = 0): number {
 
 /** pidfd_open(2): a pidfd for `pid` (close-on-exec). Returns it or `-errno`. */
 export function pidfdOpen(pid: number): number {
-  const r = sys(SYS.pidfd_open, pid, 0);
+  const r = sysCall(SYS.pidfd_open, pid, 0);
   return r < 0 ? -errno() : r;
 }
 
@@ -204,7 +205,7 @@ const SYS_GETTID = Deno.build.arch === "x86_64" ? 186 : 178;
 
 /** gettid(2): the calling thread's id. */
 export function gettid(): number {
-  return sys(SYS_GETTID);
+  return sysCall(SYS_GETTID);
 }
 
 /**
@@ -212,13 +213,13 @@ export function gettid(): number {
  * or `-errno`.
  */
 export function tgkill(tgid: number, tid: number, sig: number): number {
-  const r = sys(SYS_TGKILL, tgid, tid, sig);
+  const r = sysCall(SYS_TGKILL, tgid, tid, sig);
   return r < 0 ? -errno() : 0;
 }
 
 /** pidfd_send_signal(2) with no siginfo. Returns 0 or `-errno`. */
 export function pidfdSendSignal(pidfd: number, sig: number): number {
-  const r = sys(SYS.pidfd_send_signal, pidfd, sig, 0, 0);
+  const r = sysCall(SYS.pidfd_send_signal, pidfd, sig, 0, 0);
   return r < 0 ? -errno() : 0;
 }
 

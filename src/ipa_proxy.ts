@@ -66,6 +66,45 @@ export interface IpaProxyOptions {
    * cache ({@linkcode IPA_WORKER_ENV}); the parent's secrets stay home.
    */
   env?: Readonly<Record<string, string>>;
+  /**
+   * Isolated only: file access of the worker (Landlock, Linux 5.13+). By
+   * default it may read only the Deno executable and the system libraries,
+   * the module's directory, isola's own files and the Deno cache, and
+   * write nothing; `false` leaves file access unrestricted (the worker
+   * keeps the parent's uid for files). Extra paths: `{ read, write }`,
+   * added to the defaults.
+   */
+  filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+}
+
+function dirOf(url: string): string | null {
+  return url.startsWith("file:")
+    ? new URL(".", url).pathname.replace(/\/$/, "")
+    : null;
+}
+
+/** The paths an isolated Deno worker needs to read to run `module`. */
+function workerReadPaths(
+  module: string,
+  env: Record<string, string>,
+): string[] {
+  const cache = env.DENO_DIR ??
+    (env.XDG_CACHE_HOME ? `${env.XDG_CACHE_HOME}/deno` : undefined) ??
+    (env.HOME ? `${env.HOME}/.cache/deno` : undefined);
+  const isola = dirOf(new URL("../", import.meta.url).href);
+  return [
+    Deno.execPath(),
+    "/lib",
+    "/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/proc",
+    "/dev/urandom",
+    "/dev/null",
+    ...[cache, isola, dirOf(module)].filter((p): p is string => !!p),
+  ];
 }
 
 /**
@@ -520,6 +559,12 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   ): Promise<IpaProxyOf<I>> {
     const url = moduleUrl(module);
     const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
+    const env = workerEnv(options.env);
+    const fs = options.filesystem === false ? undefined : {
+      read: [...workerReadPaths(url, env), ...(options.filesystem?.read ?? [])],
+      write: ["/dev/null", ...(options.filesystem?.write ?? [])],
+    };
+    const isolate = options.isolate ?? true;
     const pipe = new IpcPipeUnixSocket(Deno.execPath(), {
       args: [
         "run",
@@ -529,11 +574,13 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         ...(options.denoFlags ?? []),
         host.protocol === "file:" ? host.pathname : host.href,
       ],
-      isolate: options.isolate ?? true,
+      isolate: isolate === false
+        ? false
+        : { ...(isolate === true ? {} : isolate), filesystem: fs },
       allowUnisolated: options.allowUnisolated,
       timeout: options.timeout,
       clearEnv: true,
-      env: workerEnv(options.env),
+      env,
     });
     const proxy = new IpaProxyIsolated<I>(
       iface as IpaInterface<I>,

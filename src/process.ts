@@ -34,6 +34,13 @@ import {
 } from "../ffi/spawn.ts";
 import { type SignalName, signalName, signalNumber } from "../ffi/signal.ts";
 import { POLL, PollFds } from "../ffi/poll.ts";
+import {
+  handledRights,
+  LANDLOCK_FS,
+  landlockAbi,
+  landlockRuleset,
+  SYS_LANDLOCK,
+} from "../ffi/landlock.ts";
 import { close as closeFd, F, fcntl, read } from "../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
@@ -116,6 +123,20 @@ export interface ProcessIsolation {
   parentDeathSignal?: SignalName | null;
   /** `PR_SET_NO_NEW_PRIVS`: execve never grants privileges (setuid). */
   noNewPrivileges?: boolean;
+  /**
+   * Restrict file access with Landlock (Linux 5.13+; implies
+   * `noNewPrivileges`): the child may read and execute only beneath the
+   * `read` paths, and do anything only beneath the `write` paths; every
+   * other file access fails with `EACCES`. Not given: no restriction (the
+   * child keeps the parent's uid for file access). Paths that do not exist
+   * are skipped. The program itself and its libraries must be readable.
+   */
+  filesystem?: {
+    /** Paths (files or directories) the child may read and execute. */
+    read?: readonly string[];
+    /** Paths beneath which the child may also write, create and remove. */
+    write?: readonly string[];
+  };
 }
 
 /** How the child was started. */
@@ -171,6 +192,8 @@ export interface ProcessIsolationReport {
   networkNamespace: boolean;
   /** In a new PID namespace. */
   pidNamespace: boolean;
+  /** File access restricted by Landlock. */
+  filesystem: boolean;
   /** Signal handlers reset before the child ran (`CLONE_CLEAR_SIGHAND`). */
   clearSignalHandlers: boolean;
   /** The parent-death signal set, or null. */
@@ -237,6 +260,7 @@ export type IsolationLayer =
   | "user namespace"
   | "network namespace"
   | "pid namespace"
+  | "filesystem"
   | "parent-death signal"
   | "no_new_privs";
 
@@ -324,16 +348,31 @@ interface Isolation {
   user: boolean;
   net: boolean;
   pid: boolean;
+  fs: { read: readonly string[]; write: readonly string[] } | null;
   pdeathsig: number | null;
   nnp: boolean;
 }
 
 function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
   if (iso === undefined || iso === false) {
-    return { user: false, net: false, pid: false, pdeathsig: null, nnp: false };
+    return {
+      user: false,
+      net: false,
+      pid: false,
+      fs: null,
+      pdeathsig: null,
+      nnp: false,
+    };
   }
   if (iso === true) {
-    return { user: true, net: true, pid: true, pdeathsig: 9, nnp: true };
+    return {
+      user: true,
+      net: true,
+      pid: true,
+      fs: null,
+      pdeathsig: 9,
+      nnp: true,
+    };
   }
   if (typeof iso !== "object" || iso === null) {
     throw new TypeError(`Invalid isolate option: ${String(iso)}`);
@@ -347,8 +386,13 @@ function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
     user: iso.userNamespace ?? true,
     net: iso.networkNamespace ?? true,
     pid: iso.pidNamespace ?? true,
+    fs: iso.filesystem === undefined ? null : {
+      read: [...(iso.filesystem.read ?? [])],
+      write: [...(iso.filesystem.write ?? [])],
+    },
     pdeathsig: sig,
-    nnp: iso.noNewPrivileges ?? true,
+    // Landlock needs no_new_privs (landlock_restrict_self(2)).
+    nnp: (iso.noNewPrivileges ?? true) || iso.filesystem !== undefined,
   };
 }
 
@@ -604,6 +648,39 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       const targets = [0, 1, 2, ...[...keep].sort((a, b) => a - b)];
 
       const notApplied: string[] = [];
+      // Landlock: the parent builds the ruleset, the child enforces it on
+      // itself between clone and exec (the descriptor is closed after).
+      let ruleset = -1;
+      if (iso.fs !== null && want !== "posix_spawn" && clone3Available()) {
+        const abi = landlockAbi();
+        if (abi < 1) {
+          const why = `Landlock unavailable (${
+            errnoName(-abi)
+          }; Linux 5.13+ with landlock in lsm=)`;
+          if (options.allowUnisolated !== true) {
+            throw new ProcessIsolationError(["filesystem"], why);
+          }
+          notApplied.push(`filesystem: ${why}`);
+          iso.fs = null;
+        } else {
+          const rw = handledRights(abi);
+          const ro = LANDLOCK_FS.EXECUTE | LANDLOCK_FS.READ_FILE |
+            LANDLOCK_FS.READ_DIR;
+          const rs = landlockRuleset(abi, [
+            ...iso.fs.read.map((p) => [p, ro] as const),
+            ...iso.fs.write.map((p) => [p, rw] as const),
+          ]);
+          if ("errno" in rs) {
+            throw new ProcessSpawnError(
+              rs.errno,
+              `landlock rule for ${rs.path || "the ruleset"}`,
+              program,
+            );
+          }
+          ruleset = rs.fd;
+          temps.push(ruleset);
+        }
+      }
       let started: { pid: number; pidfd: number; how: ProcessSpawnPath };
       let report: ProcessIsolationReport;
       if (want !== "posix_spawn" && clone3Available()) {
@@ -623,6 +700,12 @@ export class Process extends TypedEventTarget<ProcessEventMap>
               );
             }
             if (withIso.nnp) ops.noNewPrivs();
+            if (ruleset >= 0) {
+              ops.add("landlock_restrict_self", SYS_LANDLOCK.restrict_self, [
+                ruleset,
+                0,
+              ]);
+            }
             for (let t = 0; t < 3; t++) {
               if (sources[t] === t) ops.keepFd(t);
               else ops.dup(sources[t], t);
@@ -650,6 +733,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
         if (iso.user) layers.push("user namespace");
         if (iso.net) layers.push("network namespace");
         if (iso.pid) layers.push("pid namespace");
+        if (iso.fs) layers.push("filesystem");
         if (iso.pdeathsig !== null) layers.push("parent-death signal");
         if (iso.nnp) layers.push("no_new_privs");
         if (layers.length > 0) {
@@ -699,6 +783,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           userNamespace: false,
           networkNamespace: false,
           pidNamespace: false,
+          filesystem: false,
           clearSignalHandlers: true, // POSIX_SPAWN_SETSIGDEF, all signals
           parentDeathSignal: null,
           noNewPrivileges: false,
@@ -793,6 +878,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
             userNamespace: current.user,
             networkNamespace: current.net,
             pidNamespace: current.pid,
+            filesystem: current.fs !== null,
             clearSignalHandlers: true,
             parentDeathSignal: current.pdeathsig === null
               ? null

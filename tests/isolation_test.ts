@@ -241,3 +241,45 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "`Process` with `isolate.filesystem` (Landlock) reads only beneath the read paths and writes only beneath the write paths",
+  ignore: !clone3Available(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll" });
+    try {
+      await Deno.mkdir(`${dir}/out`);
+      await Deno.writeTextFile(`${dir}/secret`, "do not read");
+      await withoutFdLeak(async () => {
+        using out = createMemfd();
+        await using p = Process.spawn("/bin/sh", {
+          args: [
+            "-c",
+            `cat ${dir}/secret || echo no-read;` +
+            ` echo ok > ${dir}/out/f && echo wrote;` +
+            ` echo x > ${dir}/g || echo no-write;` +
+            ` head -c 4 /usr/share/common-licenses/GPL-3 >/dev/null && echo usr`,
+          ],
+          stdout: out,
+          isolate: {
+            filesystem: {
+              read: ["/bin", "/usr", "/lib", "/lib64"],
+              write: [`${dir}/out`, "/dev/null"],
+            },
+          },
+        });
+        assertEquals(p.describe().isolation.filesystem, true);
+        const s = await within(p.exited, 10_000, "child exit");
+        assertEquals(s.kind, "exited");
+        assertEquals(
+          new TextDecoder().decode(readFd(out)).trim().split("\n"),
+          ["no-read", "wrote", "no-write", "usr"],
+        );
+      });
+      assertEquals(await Deno.readTextFile(`${dir}/out/f`), "ok\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -232,6 +232,7 @@ Deno.test("`Process.start()` puts the child in new user, net and pid namespaces 
       userNamespace: true,
       networkNamespace: true,
       pidNamespace: true,
+      filesystem: false,
       clearSignalHandlers: true,
       parentDeathSignal: "SIGKILL",
       noNewPrivileges: true,
