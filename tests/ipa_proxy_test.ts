@@ -193,6 +193,27 @@ for (const placement of ["thread", "isolated"] as const) {
   });
 }
 
+Deno.test("IpaProxyIsolated: the worker cannot read files outside its Landlock read paths; the thread IPA can", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll_ipa" });
+  try {
+    const secret = `${dir}/secret.txt`;
+    await Deno.writeTextFile(secret, "top secret");
+    await clean(async () => {
+      await using iso = await create("isolated");
+      const denied = iso.readPath({ path: secret });
+      assertEquals(denied.text, undefined);
+      assert(/denied/i.test(denied.error ?? ""), denied.error);
+      // Its own module directory stays readable.
+      const own = iso.readPath({ path: new URL(MODULE).pathname });
+      assert(own.text?.includes("ipaModuleInfo"));
+      await using thread = await create("thread");
+      assertEquals(thread.readPath({ path: secret }).text, "top secret");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("IpaProxyIsolated: a crash while a sync call is pending fails it with the exit report", async () => {
   await clean(async () => {
     await using ipa = await create("isolated");
