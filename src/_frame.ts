@@ -10,8 +10,8 @@
 // followed by SCM_RIGHTS with nfds (+1 with the memfd flag) descriptors.
 // All integers little-endian (every Linux target of isola is).
 
-import { type MsgBuffers, SCM_MAX_FD } from "../ffi/socket.ts";
-import { MSG } from "../ffi/socket.ts";
+import { MSG, type MsgBuffers, SCM_MAX_FD } from "../ffi/socket.ts";
+import { POLL, PollFds } from "../ffi/poll.ts";
 import { close, F, fcntl, lseek, pread } from "../ffi/unistd.ts";
 import { SyscallError } from "../ffi/errno.ts";
 import { IpcProtocolError } from "./errors.ts";
@@ -172,4 +172,20 @@ export function decodeFrame(
   close(memfd);
   fds.pop();
   return { data, fds };
+}
+
+const hupPoll = new PollFds(1);
+
+/**
+ * Whether the empty read `n` from `fd` is the end of the stream: no data,
+ * no descriptors, no truncation, and the peer has hung up. An empty record
+ * from a live peer (or one carrying descriptors) is a bad frame instead.
+ */
+export function isEndOfStream(rx: MsgBuffers, n: number, fd: number): boolean {
+  if (n !== 0) return false;
+  if ((rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) !== 0) return false;
+  if (rx.receivedFds().length !== 0) return false;
+  hupPoll.set(0, fd, POLL.POLLRDHUP);
+  hupPoll.poll(0);
+  return (hupPoll.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
 }

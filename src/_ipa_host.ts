@@ -90,8 +90,8 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       throw new Error(`No IPA method ${msg.cmd}`);
     }
     const def = iface.methods[name];
-    const fds = msg.fds.filter((fd): fd is OwnedFd => fd instanceof OwnedFd)
-      .map((fd) => new OwnedFd(fd.release())); // the IPA owns them now
+    // The IPA owns them now (the message no longer closes them).
+    const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
     const params = decodeIpa(def.params, msg.data, fds, "params");
     const result = await impl[name](params);
     if (def.result === undefined) return { cmd: msg.cmd };

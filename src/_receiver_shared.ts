@@ -9,8 +9,7 @@
 // side, takes the next sequence number of its pipe so the owner can
 // dispatch them in arrival order.
 
-import { POLL, PollFds } from "../ffi/poll.ts";
-import { MSG, type MsgBuffers } from "../ffi/socket.ts";
+import type { MsgBuffers } from "../ffi/socket.ts";
 import { close } from "../ffi/unistd.ts";
 import { decodeFrame } from "./_frame.ts";
 import { IpcProtocolError, type IpcProtocolErrorReason } from "./errors.ts";
@@ -106,22 +105,6 @@ export function splitMessage(
     ),
   };
 }
-
-/**
- * Whether the empty read `n` from `fd` is the end of the stream: no data,
- * no descriptors, no truncation, and the peer has hung up. An empty record
- * from a live peer (or one carrying descriptors) is a bad frame instead.
- */
-export function isEndOfStream(rx: MsgBuffers, n: number, fd: number): boolean {
-  if (n !== 0) return false;
-  if ((rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) !== 0) return false;
-  if (rx.receivedFds().length !== 0) return false;
-  hupPoll.set(0, fd, POLL.POLLRDHUP);
-  hupPoll.poll(0);
-  return (hupPoll.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
-}
-
-const hupPoll = new PollFds(1);
 
 /**
  * Turns the record `recvmsg` just put in `rx` (`n` bytes) into what the

@@ -6,7 +6,7 @@ import { EPOLL, epollCtl, EpollEvents } from "../ffi/epoll.ts";
 import { E } from "../ffi/errno.ts";
 import { MSG, MsgBuffers } from "../ffi/socket.ts";
 import { read } from "../ffi/unistd.ts";
-import { HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
+import { HEADER_SIZE, INLINE_MAX, isEndOfStream, MAX_FDS } from "./_frame.ts";
 import {
   decodeItem,
   E_EXITED,
@@ -17,7 +17,6 @@ import {
   E_SEQ,
   entry,
   FREE,
-  isEndOfStream,
   RECEIVER,
   type ReceiverEvent,
   type ReceiverInit,

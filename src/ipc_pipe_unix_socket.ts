@@ -14,6 +14,7 @@ import {
 import { DEFAULT_SPIN_US, IpcUnixSocket } from "./ipc_unix_socket.ts";
 import { OwnedFd } from "./owned_fd.ts";
 import { TypedEventTarget } from "./typed_event_target.ts";
+import { checkTimeout } from "./_timeout.ts";
 import {
   Process,
   type ProcessExit,
@@ -24,11 +25,10 @@ import {
 import { Receiver } from "./_receiver.ts";
 import {
   decodeItem,
-  isEndOfStream,
   type ReceivedError,
   type ReceivedMessage,
 } from "./_receiver_shared.ts";
-import { HEADER_SIZE, INLINE_MAX, MAX_FDS } from "./_frame.ts";
+import { HEADER_SIZE, INLINE_MAX, isEndOfStream, MAX_FDS } from "./_frame.ts";
 import { IpcProtocolError } from "./errors.ts";
 import { E } from "../ffi/errno.ts";
 import { POLL, PollFds } from "../ffi/poll.ts";
@@ -204,14 +204,6 @@ interface Pending {
 
 // One receive buffer per thread: a thread is in at most one sendSync().
 const shared: { rx?: MsgBuffers; pfd?: PollFds } = {};
-
-function checkTimeout(t: number | undefined, fallback: number): number {
-  const v = t ?? fallback;
-  if (typeof v !== "number" || Number.isNaN(v) || v < 0) {
-    throw new RangeError(`Invalid timeout: ${v} (must be >= 0 ms)`);
-  }
-  return v;
-}
 
 /**
  * A worker program in a child process, and the socket to it. The worker

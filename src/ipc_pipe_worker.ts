@@ -107,7 +107,7 @@ export class IpcPipeWorker implements Disposable {
     this.#sock.addEventListener("message", (e) => {
       const payload = e.payload;
       chain = chain.then(() =>
-        this.#handle(payload.data, payload.fds, handlers)
+        this.#dispatch(payload.data, payload.fds, handlers)
       );
     });
     this.#sock.addEventListener("close", () => {
@@ -201,14 +201,6 @@ export class IpcPipeWorker implements Disposable {
   #replyError(cookie: number, e: unknown): void {
     const text = e instanceof Error ? e.message : String(e);
     this.#reply(IPC_ERROR_CMD, cookie, new TextEncoder().encode(text), []);
-  }
-
-  async #handle(
-    data: Uint8Array,
-    fds: FdLike[],
-    handlers: IpcPipeWorkerHandlers,
-  ): Promise<void> {
-    await this.#dispatch(data, fds, handlers);
   }
 
   #reply(

@@ -20,10 +20,12 @@ import {
   FLAG_MEMFD,
   HEADER_SIZE,
   INLINE_MAX,
+  isEndOfStream,
   MAX_FDS,
   SIZE_LIMIT,
   writeHeader,
 } from "./_frame.ts";
+import { checkTimeout } from "./_timeout.ts";
 import { IpcClosedError, IpcProtocolError, IpcTimeoutError } from "./errors.ts";
 import { createMemfd, sealFd, writeFd } from "./memfd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "./owned_fd.ts";
@@ -191,14 +193,6 @@ export interface IpcUnixSocketEventMap {
 
 /** Where a socket stands. */
 export type IpcUnixSocketState = "unbound" | "open" | "peer-closed" | "closed";
-
-function checkTimeout(t: number | undefined, fallback: number): number {
-  if (t === undefined) return fallback;
-  if (typeof t !== "number" || Number.isNaN(t) || t < 0) {
-    throw new RangeError(`Invalid timeout: ${t} (must be >= 0 ms)`);
-  }
-  return t;
-}
 
 function pollWait(remaining: number): number {
   return remaining === Infinity ? -1 : Math.max(0, Math.ceil(remaining));
@@ -602,15 +596,10 @@ export class IpcUnixSocket extends TypedEventTarget<IpcUnixSocketEventMap>
         }
         throw err;
       }
-      // End of stream reads 0 bytes and no descriptors. An empty record
-      // with descriptors is a bad frame even after a hang-up, and records
-      // queued behind it are still to be read.
-      if (
-        n === 0 &&
-        (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
-        rx.receivedFds().length === 0 &&
-        this.#peerHungUp()
-      ) {
+      // End of stream reads 0 bytes and no descriptors while the peer has
+      // hung up; an empty record with descriptors is a bad frame, and
+      // records queued behind it are still to be read.
+      if (isEndOfStream(rx, n, this.#fd)) {
         this.#eof = true;
         this.#state = "peer-closed";
         throw new IpcClosedError(
@@ -620,13 +609,6 @@ export class IpcUnixSocket extends TypedEventTarget<IpcUnixSocketEventMap>
       const frame = decodeFrame(rx, n, this.#maxSize);
       return new IpcPayload(frame.data, frame.fds.map((fd) => new OwnedFd(fd)));
     }
-  }
-
-  #peerHungUp(): boolean {
-    const pfd = this.#pfd!;
-    pfd.set(0, this.#fd, POLL.POLLRDHUP);
-    pfd.poll(0);
-    return (pfd.revents(0) & (POLL.POLLRDHUP | POLL.POLLHUP)) !== 0;
   }
 
   /**
