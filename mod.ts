@@ -30,8 +30,8 @@ export {
   type IpcProtocolErrorReason,
   IpcTimeoutError,
   SyscallError,
-} from "./src/errors.ts";
-export { type FdLike, OwnedFd } from "./src/owned_fd.ts";
+} from "./src/common/errors.ts";
+export { type FdLike, OwnedFd } from "./src/fd/owned_fd.ts";
 export {
   createMemfd,
   type CreateMemfdOptions,
@@ -41,7 +41,7 @@ export {
   readFd,
   sealFd,
   writeFd,
-} from "./src/memfd.ts";
+} from "./src/fd/memfd.ts";
 export {
   DEFAULT_SEND_TIMEOUT,
   DEFAULT_SPIN_US,
@@ -57,7 +57,7 @@ export {
   type IpcUnixSocketOptions,
   type IpcUnixSocketState,
   MAX_FDS_PER_MESSAGE,
-} from "./src/ipc_unix_socket.ts";
+} from "./src/ipc/ipc_unix_socket.ts";
 // Process
 export {
   type IsolationLayer,
@@ -80,18 +80,21 @@ export {
   type ProcessTerminateOptions,
   type SignalName,
   STDERR_TAIL_BYTES,
-} from "./src/process.ts";
-export { IpcMessage, type IpcMessageInit } from "./src/ipc_message.ts";
+} from "./src/process/process.ts";
+export {
+  IPC_ERROR_CMD,
+  IpcMessage,
+  type IpcMessageInit,
+} from "./src/pipe/ipc_message.ts";
 export {
   type IpcCallHandler,
   type IpcMessageHandler,
   IpcPipeWorker,
   type IpcPipeWorkerHandlers,
-} from "./src/ipc_pipe_worker.ts";
+} from "./src/pipe/ipc_pipe_worker.ts";
 export {
   DEFAULT_CALL_TIMEOUT,
   describeExit,
-  IPC_ERROR_CMD,
   type IpcCallOptions,
   IpcPeerGoneError,
   IpcPipeDisconnectEvent,
@@ -101,7 +104,7 @@ export {
   type IpcPipeOptions,
   IpcPipeUnixSocket,
   IpcRemoteError,
-} from "./src/ipc_pipe_unix_socket.ts";
+} from "./src/pipe/ipc_pipe_unix_socket.ts";
 export {
   type ControlList,
   type ControlValue,
@@ -124,7 +127,7 @@ export {
   type IpaType,
   type IpaValue,
   T,
-} from "./src/ipa_schema.ts";
+} from "./src/ipa/ipa_schema.ts";
 export {
   checkIpaModule,
   generateIpaSigningKey,
@@ -134,7 +137,7 @@ export {
   signaturePath,
   signIpaModule,
   verifyIpaModule,
-} from "./src/ipa_module.ts";
+} from "./src/ipa/ipa_module.ts";
 export {
   IPA_WORKER_ENV,
   IpaCrashEvent,
@@ -147,27 +150,27 @@ export {
   type IpaProxyOptions,
   type IpaProxyState,
   IpaProxyThread,
-} from "./src/ipa_proxy.ts";
+} from "./src/ipa/ipa_proxy.ts";
 export {
   IPA_FORCE_ISOLATION_ENV,
   IPA_MODULE_PATH_ENV,
   IpaManager,
   type IpaManagerOptions,
   type IpaModuleEntry,
-} from "./src/ipa_manager.ts";
+} from "./src/ipa/ipa_manager.ts";
 export {
   CameraControls,
   CameraIpa,
   type CameraIpaInterface,
   type CameraIpaSpec,
-} from "./src/camera_ipa.ts";
+} from "./src/ipa/camera_ipa.ts";
 export {
   decodeIpa,
   encodeIpa,
   IpaDecodeError,
   type IpaDecodeErrorReason,
   type IpaEncoded,
-} from "./src/ipa_serializer.ts";
+} from "./src/ipa/ipa_serializer.ts";
 export type {
   IpaMethodFn,
   IpaOptionalKeys,
@@ -175,5 +178,5 @@ export type {
   IpaScalarValue,
   IpaSimplify,
   IpaTypeBuilders,
-} from "./src/ipa_schema.ts";
-export { TypedEventTarget } from "./src/typed_event_target.ts";
+} from "./src/ipa/ipa_schema.ts";
+export { TypedEventTarget } from "./src/common/typed_event_target.ts";

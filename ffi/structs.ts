@@ -1,7 +1,7 @@
 /**
  * Struct layouts for LP64 Linux (x86_64 and aarch64 have the same layouts
  * for every struct here). Fields are spelled as in C; each table gives byte
- * offsets and the total `SIZEOF`. `tests/ffi_structs_test.ts` pins them
+ * offsets and the total `SIZEOF`. `tests/ffi/structs_test.ts` pins them
  * against the C compiler where one is available, and against constants
  * otherwise.
  *

@@ -1,11 +1,11 @@
 // Pure helpers behind tools/bench_report.ts: `deno bench --json` output to
 // rows, rows to markdown tables, rows to hand-written SVG bar charts. No I/O
-// here, so tests/bench_report_test.ts can pin every step with a fixed sample.
+// here, so tests/tools/bench_report_test.ts can pin every step with a fixed sample.
 
 /**
  * Permission flags of the `bench` task in deno.json, passed to
  * `deno bench --json` so the report measures what `deno task bench` measures.
- * tests/bench_report_test.ts checks that the two agree.
+ * tests/tools/bench_report_test.ts checks that the two agree.
  */
 export const BENCH_FLAGS: readonly string[] = [
   "--allow-ffi",

@@ -1,4 +1,4 @@
-// Signs IPA modules (detached Ed25519 signatures, see src/ipa_module.ts).
+// Signs IPA modules (detached Ed25519 signatures, see src/ipa/ipa_module.ts).
 //
 //   deno task ipa-sign keygen --out examples/keys/example_ipa
 //       writes <out>.key (PKCS #8, base64) and <out>.pub (raw, base64)

@@ -14,17 +14,21 @@ import {
   type IpcUnixSocketOptions,
   OwnedFd,
 } from "../../mod.ts";
-import { type IpaInterface, type IpaType, T } from "../../src/ipa_schema.ts";
+import {
+  type IpaInterface,
+  type IpaType,
+  T,
+} from "../../src/ipa/ipa_schema.ts";
 import {
   decodeIpa,
   encodeIpa,
   IpaDecodeError,
-} from "../../src/ipa_serializer.ts";
+} from "../../src/ipa/ipa_serializer.ts";
 import { epollCreate } from "../../ffi/epoll.ts";
 import { MSG, MsgBuffers, SOCK, socketpair } from "../../ffi/socket.ts";
 import { eventfd, O, open, pipe2 } from "../../ffi/spawn.ts";
 import { close, F, fcntl } from "../../ffi/unistd.ts";
-import { FLAG_MEMFD, HEADER_SIZE, INLINE_MAX } from "../../src/_frame.ts";
+import { FLAG_MEMFD, HEADER_SIZE, INLINE_MAX } from "../../src/ipc/_frame.ts";
 import { type FdSnapshot, fdSnapshot, openFds, pattern } from "../_helpers.ts";
 import { TestIpa } from "../fixtures/ipa_test_iface.ts";
 

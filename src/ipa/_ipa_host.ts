@@ -1,0 +1,120 @@
+// Serves an IPA module over an IPC pipe: in a child process
+// (ipa_proxy_worker.ts) or in a Worker thread (_ipa_thread_worker.ts).
+import { checkIpaModule, IpaModuleError } from "./ipa_module.ts";
+import type { IpaInterfaceSpec } from "./ipa_schema.ts";
+import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import type { IpcMessage, IpcMessageInit } from "../pipe/ipc_message.ts";
+import type { IpcPipeWorker } from "../pipe/ipc_pipe_worker.ts";
+import { OwnedFd } from "../fd/owned_fd.ts";
+import {
+  CMD_INIT,
+  type InitReply,
+  type InitRequest,
+  json,
+  MISMATCH,
+} from "./_ipa_protocol.ts";
+
+type Impl = Record<string, (params: unknown) => unknown>;
+
+export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
+  let iface: IpaInterfaceSpec | undefined;
+  let methodNames: string[] = [];
+  let impl: Impl | undefined;
+
+  const init = async (req: InitRequest): Promise<InitReply> => {
+    let ns: unknown;
+    try {
+      ns = await import(req.module);
+    } catch (e) {
+      throw new IpaModuleError(
+        req.module,
+        `failed to load: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    const mod = checkIpaModule(ns, req.module);
+    const info = mod.ipaModuleInfo;
+    if (
+      req.pipelineName !== undefined && info.pipelineName !== req.pipelineName
+    ) {
+      throw new Error(`${MISMATCH}${info.pipelineName}`);
+    }
+    if (info.apiVersion !== req.interface.version) {
+      throw new IpaModuleError(
+        req.module,
+        `implements ${req.interface.name} version ${info.apiVersion}, not ${req.interface.version}`,
+      );
+    }
+    iface = req.interface;
+    methodNames = Object.keys(iface.methods);
+    const eventNames = Object.keys(iface.events);
+    const context = {
+      emit(event: string, payload: unknown) {
+        const i = eventNames.indexOf(event);
+        if (i < 0) {
+          throw new TypeError(
+            `Cannot emit ${event}: not an event of ${iface!.name}`,
+          );
+        }
+        const enc = encodeIpa(iface!.events[event], payload, "payload");
+        worker.emit({ cmd: i + 1, data: enc.data, fds: enc.fds });
+        // Handed over, as for results (IpcPipeWorker closes those).
+        for (const fd of enc.fds) if (fd instanceof OwnedFd) fd.close();
+      },
+    };
+    let made: unknown;
+    try {
+      made = mod.createIpa(context as never);
+    } catch (e) {
+      throw new IpaModuleError(
+        req.module,
+        `failed in createIpa: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    const missing = methodNames.filter((m) =>
+      typeof (made as Impl | null)?.[m] !== "function"
+    );
+    if (missing.length > 0) {
+      throw new IpaModuleError(
+        req.module,
+        `does not implement ${missing.join(", ")} of ${iface.name}`,
+      );
+    }
+    impl = made as Impl;
+    return { info: { ...info } };
+  };
+
+  const invoke = async (msg: IpcMessage): Promise<IpcMessageInit> => {
+    const name = methodNames[msg.cmd - 1];
+    if (impl === undefined || iface === undefined || name === undefined) {
+      for (const fd of msg.ownedFds) fd.close();
+      throw new Error(`No IPA method ${msg.cmd}`);
+    }
+    const def = iface.methods[name];
+    // The IPA owns them now (the message no longer closes them).
+    const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
+    const params = decodeIpa(def.params, msg.data, fds, "params");
+    const result = await impl[name](params);
+    if (def.result === undefined) return { cmd: msg.cmd };
+    const enc = encodeIpa(def.result, result, "result");
+    return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+  };
+
+  await worker.serve({
+    async onCall(msg) {
+      if (msg.cmd === CMD_INIT) {
+        const reply = await init(json.decode<InitRequest>(msg.data));
+        return { cmd: CMD_INIT, data: json.encode(reply) };
+      }
+      return await invoke(msg);
+    },
+    async onMessage(msg) {
+      try {
+        await invoke(msg);
+      } catch (e) {
+        // An async method has nobody to throw to: say it on stderr, which
+        // the owner captures for crash reports.
+        console.error(`isola IPA: async method ${msg.cmd} failed:`, e);
+      }
+    },
+  });
+}

@@ -1,0 +1,1210 @@
+/**
+ * {@linkcode Process}: start a program in a child process that never runs
+ * JavaScript, keep chosen descriptors open in it at the same numbers,
+ * isolate it with namespaces, learn how it ended through its pidfd, and
+ * kill it without ever signalling a recycled pid (libcamera's `Process`
+ * after seed `004_…`, without its weaknesses).
+ *
+ * @module
+ */
+import { E, errnoName, SyscallError } from "../../ffi/errno.ts";
+import {
+  ChildOps,
+  clone3Available,
+  type Clone3Result,
+  clone3Spawn,
+} from "../../ffi/clone3_trampoline.ts";
+import {
+  access,
+  CLD,
+  CLONE,
+  cString,
+  cStringArray,
+  environPointer,
+  environStrings,
+  O,
+  open,
+  pidfdOpen,
+  pidfdSendSignal,
+  pipe2,
+  posixSpawn,
+  W,
+  waitidPidfd,
+  X_OK,
+} from "../../ffi/spawn.ts";
+import { type SignalName, signalName, signalNumber } from "../../ffi/signal.ts";
+import { POLL, PollFds } from "../../ffi/poll.ts";
+import {
+  handledRights,
+  LANDLOCK_FS,
+  landlockAbi,
+  landlockRuleset,
+  SYS_LANDLOCK,
+} from "../../ffi/landlock.ts";
+import { close as closeFd, F, fcntl, read } from "../../ffi/unistd.ts";
+import { type FdLike, fdNumber, OwnedFd } from "../fd/owned_fd.ts";
+import { unwatch, watch } from "./_pidfd_watcher.ts";
+import { TypedEventTarget } from "../common/typed_event_target.ts";
+
+export type { SignalName } from "../../ffi/signal.ts";
+
+/** How many bytes of a captured stderr the exit report keeps: 64 KiB. */
+export const STDERR_TAIL_BYTES = 65536;
+
+/** The environment variable that names the child's log file. */
+export const LOG_FILE_ENV = "ISOLA_LOG_FILE";
+
+/** The child called exit(2) (or returned from `main`). */
+export interface ProcessExited {
+  /** Discriminant. */
+  kind: "exited";
+  /** The exit status, 0-255. */
+  code: number;
+  /** The last {@linkcode STDERR_TAIL_BYTES} of stderr, when captured. */
+  stderr?: Uint8Array;
+}
+
+/** A signal ended the child. */
+export interface ProcessSignaled {
+  /** Discriminant. */
+  kind: "signaled";
+  /** The signal's name, e.g. `"SIGSEGV"` (libcamera loses it). */
+  signal: string;
+  /** The signal's number, e.g. `11`. */
+  signalNumber: number;
+  /** Whether the kernel wrote a core dump (`CLD_DUMPED`). */
+  coreDumped: boolean;
+  /** The last {@linkcode STDERR_TAIL_BYTES} of stderr, when captured. */
+  stderr?: Uint8Array;
+}
+
+/** How a child ended, read with `waitid(P_PIDFD, WEXITED)`. */
+export type ProcessExit = ProcessExited | ProcessSignaled;
+
+/**
+ * Where a standard stream of the child goes: `"null"` (/dev/null, the
+ * default), `"inherit"` (the parent's own), or a descriptor of the
+ * parent, which the child gets as a copy.
+ */
+export type ProcessStdio = "null" | "inherit" | FdLike;
+
+/**
+ * Where the child's stderr goes: a {@linkcode ProcessStdio}, or
+ * `"capture"`: a pipe the {@linkcode Process} owns, whose last 64 KiB come
+ * with the exit report.
+ */
+export type ProcessStderr = ProcessStdio | "capture";
+
+/** Isolation layers; each defaults to on when the object is given. */
+export interface ProcessIsolation {
+  /**
+   * A new user namespace (`CLONE_NEWUSER`): the child has no capability
+   * outside it and appears as `nobody`; file access is still checked
+   * against the parent's real uid (see docs/security.md).
+   */
+  userNamespace?: boolean;
+  /**
+   * A new PID namespace (`CLONE_NEWPID`): the child is pid 1 of its own
+   * namespace and cannot address, so cannot signal, any process outside
+   * it; its descendants die with it. As an init process it ignores signals
+   * it has no handler for, except SIGKILL/SIGSTOP from outside, so
+   * `terminate()` ends it with SIGKILL after the grace period.
+   */
+  pidNamespace?: boolean;
+  /**
+   * A new network namespace (`CLONE_NEWNET`): only a loopback device that
+   * is down; no way to reach the parent's sockets by address.
+   */
+  networkNamespace?: boolean;
+  /**
+   * The signal the child gets when the thread that started it dies
+   * (`PR_SET_PDEATHSIG`); `null` for none. Default `"SIGKILL"`.
+   */
+  parentDeathSignal?: SignalName | null;
+  /** `PR_SET_NO_NEW_PRIVS`: execve never grants privileges (setuid). */
+  noNewPrivileges?: boolean;
+  /**
+   * Restrict file access with Landlock (Linux 5.13+; implies
+   * `noNewPrivileges`): the child may read and execute only beneath the
+   * `read` paths, and do anything only beneath the `write` paths; every
+   * other file access fails with `EACCES`. Not given: no restriction (the
+   * child keeps the parent's uid for file access). Paths that do not exist
+   * are skipped. The program itself and its libraries must be readable.
+   */
+  filesystem?: {
+    /** Paths (files or directories) the child may read and execute. */
+    read?: readonly string[];
+    /** Paths beneath which the child may also write, create and remove. */
+    write?: readonly string[];
+  };
+}
+
+/** How the child was started. */
+export type ProcessSpawnPath = "clone3" | "pidfd_spawn" | "posix_spawn";
+
+/** Options of {@linkcode Process.start}. */
+export interface ProcessOptions {
+  /** Arguments after `argv[0]` (which is the path as given). */
+  args?: readonly string[];
+  /** Variables to set in the child, over the inherited environment. */
+  env?: Readonly<Record<string, string>>;
+  /** Start from an empty environment instead of the parent's. */
+  clearEnv?: boolean;
+  /** Working directory of the child. */
+  cwd?: string;
+  /**
+   * Descriptors (>= 3) that stay open in the child at the same numbers.
+   * Every other descriptor is closed.
+   */
+  keepFds?: readonly FdLike[];
+  /** stdin. Default `"null"`. */
+  stdin?: ProcessStdio;
+  /** stdout. Default `"null"`. */
+  stdout?: ProcessStdio;
+  /** stderr. Default `"null"`. */
+  stderr?: ProcessStderr;
+  /**
+   * `true` for every layer of {@linkcode ProcessIsolation}, or a choice.
+   * Default: none.
+   */
+  isolate?: boolean | ProcessIsolation;
+  /**
+   * Run anyway when a requested isolation layer is not available (the
+   * kernel refuses a namespace, or the platform has no clone3 path);
+   * {@linkcode Process.describe} tells what took effect. Default false:
+   * such a spawn fails with {@linkcode ProcessIsolationError}.
+   */
+  allowUnisolated?: boolean;
+  /** A log file path for the child, passed as `ISOLA_LOG_FILE`. */
+  logFile?: string;
+  /**
+   * Force a start method (tests, benchmarks): `"auto"` (default) uses
+   * clone3 where the trampoline exists, else posix_spawn.
+   */
+  spawnPath?: "auto" | "clone3" | "posix_spawn";
+}
+
+/** Which isolation layers took effect for a child. */
+export interface ProcessIsolationReport {
+  /** In a new user namespace. */
+  userNamespace: boolean;
+  /** In a new network namespace. */
+  networkNamespace: boolean;
+  /** In a new PID namespace. */
+  pidNamespace: boolean;
+  /** File access restricted by Landlock. */
+  filesystem: boolean;
+  /** Signal handlers reset before the child ran (`CLONE_CLEAR_SIGHAND`). */
+  clearSignalHandlers: boolean;
+  /** The parent-death signal set, or null. */
+  parentDeathSignal: string | null;
+  /** `no_new_privs` set. */
+  noNewPrivileges: boolean;
+}
+
+/** What {@linkcode Process.describe} reports. */
+export interface ProcessDescription {
+  /** The child's pid (informative only: signal it through the Process). */
+  pid: number;
+  /** The program, after PATH search. */
+  path: string;
+  /** `argv`. */
+  argv: string[];
+  /** How it was started. */
+  spawnPath: ProcessSpawnPath;
+  /** The isolation layers in effect. */
+  isolation: ProcessIsolationReport;
+  /** Requested layers that did not take effect, each with the reason. */
+  notApplied: string[];
+}
+
+/**
+ * Starting a child failed with an errno: the program is missing
+ * (`ENOENT`) or not executable (`EACCES`), a descriptor could not be set
+ * up, or clone3 failed. Nothing is left running.
+ *
+ * @example Catching a missing program
+ * ```ts
+ * import { Process, ProcessSpawnError } from "@isola/isola";
+ *
+ * try {
+ *   Process.spawn("/nonexistent/program");
+ * } catch (e) {
+ *   if (e instanceof ProcessSpawnError) console.log(e.code, e.step); // ENOENT execve
+ * }
+ * ```
+ */
+export class ProcessSpawnError extends SyscallError {
+  /** The program. */
+  readonly path: string;
+  /** The step that failed in the child, e.g. `"execve"`, `"chdir"`. */
+  readonly step: string;
+
+  /**
+   * Builds the error.
+   *
+   * @param errnoValue The errno.
+   * @param step The failing call.
+   * @param path The program.
+   */
+  constructor(errnoValue: number, step: string, path: string) {
+    super(errnoValue, step, `Cannot spawn process ${path}`);
+    this.name = "ProcessSpawnError";
+    this.path = path;
+    this.step = step;
+  }
+}
+
+/** An isolation layer that may be unavailable. */
+export type IsolationLayer =
+  | "user namespace"
+  | "network namespace"
+  | "pid namespace"
+  | "filesystem"
+  | "parent-death signal"
+  | "no_new_privs";
+
+/**
+ * A requested isolation layer cannot take effect: the kernel refused a
+ * namespace (sysctl `user.max_user_namespaces`,
+ * `kernel.unprivileged_userns_clone`, AppArmor's
+ * `kernel.apparmor_restrict_unprivileged_userns`, nesting limits), or the
+ * platform has no clone3 path. Pass `allowUnisolated: true` to run anyway.
+ *
+ * @example
+ * ```ts
+ * import { ProcessIsolationError } from "@isola/isola";
+ *
+ * const e = new ProcessIsolationError(["user namespace"], "refused (EPERM)");
+ * console.log(e.layers); // [ "user namespace" ]
+ * ```
+ */
+export class ProcessIsolationError extends Error {
+  /** The layers that are unavailable. */
+  readonly layers: IsolationLayer[];
+  /** The errno the kernel returned, if it refused. */
+  readonly errno?: number;
+
+  /**
+   * Builds the error.
+   *
+   * @param layers The unavailable layers.
+   * @param why Why.
+   * @param options `cause`: the {@linkcode SyscallError} from clone3.
+   */
+  constructor(
+    layers: IsolationLayer[],
+    why: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `Cannot spawn isolated process: ${layers.join(", ")} ${why}` +
+        " (pass allowUnisolated: true to run without it)",
+      options,
+    );
+    this.name = "ProcessIsolationError";
+    this.layers = layers;
+    if (options?.cause instanceof SyscallError) {
+      this.errno = options.cause.errno;
+    }
+  }
+}
+
+/** The `exit` event: the child ended and was reaped. */
+export class ProcessExitEvent extends Event {
+  /** How it ended (the same field name as on every isola exit event). */
+  readonly exit: ProcessExit;
+
+  /**
+   * Builds the event.
+   *
+   * @param exit How it ended.
+   */
+  constructor(exit: ProcessExit) {
+    super("exit");
+    this.exit = exit;
+  }
+}
+
+/** The events of {@linkcode Process}. */
+export interface ProcessEventMap {
+  /** The child ended (libcamera's `finished`). */
+  exit: ProcessExitEvent;
+}
+
+/** Options of {@linkcode Process.terminate}. */
+export interface ProcessTerminateOptions {
+  /** Milliseconds between SIGTERM and SIGKILL. Default 5000. */
+  grace?: number;
+}
+
+type State = "new" | "running" | "exited";
+
+// What clone3 returns when a namespace is refused: EPERM (sysctl, AppArmor,
+// seccomp), ENOSPC (user.max_*_namespaces), EUSERS (nesting depth), EINVAL.
+const NAMESPACE_ERRNOS = new Set([E.EPERM, E.EACCES, E.EINVAL, 28, 87]);
+
+interface Isolation {
+  user: boolean;
+  net: boolean;
+  pid: boolean;
+  fs: { read: readonly string[]; write: readonly string[] } | null;
+  pdeathsig: number | null;
+  nnp: boolean;
+}
+
+function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
+  if (iso === undefined || iso === false) {
+    return {
+      user: false,
+      net: false,
+      pid: false,
+      fs: null,
+      pdeathsig: null,
+      nnp: false,
+    };
+  }
+  if (iso === true) {
+    return {
+      user: true,
+      net: true,
+      pid: true,
+      fs: null,
+      pdeathsig: 9,
+      nnp: true,
+    };
+  }
+  if (typeof iso !== "object" || iso === null) {
+    throw new TypeError(`Invalid isolate option: ${String(iso)}`);
+  }
+  const sig = iso.parentDeathSignal === undefined
+    ? 9
+    : iso.parentDeathSignal === null
+    ? null
+    : signalNumber(iso.parentDeathSignal);
+  return {
+    user: iso.userNamespace ?? true,
+    net: iso.networkNamespace ?? true,
+    pid: iso.pidNamespace ?? true,
+    fs: iso.filesystem === undefined ? null : {
+      read: [...(iso.filesystem.read ?? [])],
+      write: [...(iso.filesystem.write ?? [])],
+    },
+    pdeathsig: sig,
+    // Landlock needs no_new_privs (landlock_restrict_self(2)).
+    nnp: (iso.noNewPrivileges ?? true) || iso.filesystem !== undefined,
+  };
+}
+
+function checkString(value: unknown, what: string): string {
+  if (typeof value !== "string") {
+    throw new TypeError(`Cannot spawn process: ${what} must be a string`);
+  }
+  if (value.includes("\0")) {
+    throw new TypeError(`Cannot spawn process: ${what} contains a NUL byte`);
+  }
+  return value;
+}
+
+function findInPath(name: string, envPath: string): string | null {
+  for (const dir of envPath.split(":")) {
+    const candidate = `${dir === "" ? "." : dir}/${name}`;
+    if (access(candidate, X_OK) === 0) return candidate;
+  }
+  return null;
+}
+
+/** Keeps the last `cap` bytes written to it. */
+class Tail {
+  readonly #chunks: Uint8Array[] = [];
+  #size = 0;
+  readonly #cap: number;
+
+  constructor(cap: number) {
+    this.#cap = cap;
+  }
+
+  push(bytes: Uint8Array): void {
+    this.#chunks.push(bytes);
+    this.#size += bytes.length;
+    while (this.#size - this.#chunks[0].length >= this.#cap) {
+      this.#size -= this.#chunks.shift()!.length;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const all = new Uint8Array(this.#size);
+    let off = 0;
+    for (const c of this.#chunks) {
+      all.set(c, off);
+      off += c.length;
+    }
+    return all.slice(Math.max(0, all.length - this.#cap));
+  }
+}
+
+const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
+
+/**
+ * A child process running a program. The child never runs JavaScript:
+ * on Linux x86_64 it is started by a small clone3 trampoline
+ * (`CLONE_PIDFD | CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND`, plus
+ * namespaces on request) that only makes system calls before execve;
+ * elsewhere by posix_spawn(3) and pidfd_open(2). See `docs/process.md`.
+ *
+ * The child is watched through its pidfd (no SIGCHLD handler, no global
+ * manager; one shared poll(2) for all children) and reaped as soon as it
+ * ends; the `exit` event and {@linkcode Process.exited} report how.
+ * {@linkcode Process.kill} goes through pidfd_send_signal(2), so it can
+ * never hit a recycled pid. `await using` kills and reaps: no zombies.
+ *
+ * Fixes over libcamera's: the signal that killed the child is reported
+ * (libcamera reports -1), the destructor reaps, an isolated child dies
+ * with its parent (`PR_SET_PDEATHSIG`), exec failures are errors with
+ * errno, and the stderr tail says why a child died.
+ *
+ * A running child keeps the Deno program alive until it ends.
+ *
+ * @example Exit code
+ * ```ts
+ * import { Process } from "@isola/isola";
+ *
+ * await using proc = Process.spawn("/bin/sh", { args: ["-c", "exit 42"] });
+ * console.log(await proc.exited); // { kind: "exited", code: 42 }
+ * ```
+ *
+ * @example An isolated child, and why it died
+ * ```ts
+ * import { Process } from "@isola/isola";
+ *
+ * await using proc = Process.spawn("/bin/sh", {
+ *   args: ["-c", "echo boom >&2; kill -s SEGV $$"],
+ *   isolate: true,
+ *   stderr: "capture",
+ * });
+ * console.log(proc.describe().isolation.networkNamespace); // true
+ * const status = await proc.exited;
+ * if (status.kind === "signaled") {
+ *   console.log(status.signal); // "SIGSEGV"
+ *   console.log(new TextDecoder().decode(status.stderr)); // "boom\n"
+ * }
+ * ```
+ */
+export class Process extends TypedEventTarget<ProcessEventMap>
+  implements AsyncDisposable {
+  #state: State = "new";
+  #pid = -1;
+  #pidfd = -1;
+  #stderrFd = -1;
+  #tail: Tail | undefined;
+  #status: ProcessExit | null = null;
+  #description: ProcessDescription | undefined;
+  readonly #exited = Promise.withResolvers<ProcessExit>();
+
+  /**
+   * Starts `path` and returns its {@linkcode Process}.
+   *
+   * @param path The program; without a `/` it is searched in `PATH`.
+   * @param options See {@linkcode ProcessOptions}.
+   * @returns The running process.
+   * @throws See {@linkcode Process.start}.
+   */
+  static spawn(path: string, options: ProcessOptions = {}): Process {
+    const p = new Process();
+    p.start(path, options);
+    return p;
+  }
+
+  /**
+   * Starts the program. Returns once the child has exec'd it (or failed
+   * to: then nothing is left running and this throws).
+   *
+   * @param path The program; without a `/` it is searched in `PATH`.
+   * @param options See {@linkcode ProcessOptions}.
+   * @throws {TypeError} If already started, or an option has the wrong
+   *   type (empty path, NUL bytes, unknown signal).
+   * @throws {RangeError} If a kept descriptor is negative, below 3, or
+   *   not open.
+   * @throws {ProcessSpawnError} If the program cannot be run (`ENOENT`,
+   *   `EACCES`, ...) or clone3/posix_spawn fails.
+   * @throws {ProcessIsolationError} If requested isolation is
+   *   unavailable and `allowUnisolated` is not set.
+   */
+  start(path: string, options: ProcessOptions = {}): void {
+    if (this.#state !== "new") {
+      throw new TypeError("Cannot start process: it was already started");
+    }
+    checkString(path, "path");
+    if (path === "") {
+      throw new TypeError("Cannot start process: the path is empty");
+    }
+    const args = (options.args ?? []).map((a, i) =>
+      checkString(a, `args[${i}]`)
+    );
+    const extraEnv: [string, string][] = [];
+    for (const [k, v] of Object.entries(options.env ?? {})) {
+      checkString(k, "an env name");
+      checkString(v, `env.${k}`);
+      if (k === "" || k.includes("=")) {
+        throw new TypeError(`Cannot start process: bad env name "${k}"`);
+      }
+      extraEnv.push([k, v]);
+    }
+    if (options.logFile !== undefined) {
+      extraEnv.push([LOG_FILE_ENV, checkString(options.logFile, "logFile")]);
+    }
+    const cwd = options.cwd === undefined
+      ? undefined
+      : checkString(options.cwd, "cwd");
+    if (cwd === "") throw new TypeError("Cannot start process: cwd is empty");
+    const keep = new Set<number>();
+    for (const fd of options.keepFds ?? []) {
+      const n = fdNumber(fd, "Cannot keep file descriptor");
+      if (n < 3) {
+        throw new RangeError(
+          `Cannot keep file descriptor: ${n} is a standard stream (use stdin/stdout/stderr)`,
+        );
+      }
+      if (fcntl(n, F.F_GETFD) < 0) {
+        throw new RangeError(`Cannot keep file descriptor: ${n} is not open`);
+      }
+      keep.add(n);
+    }
+    const stdio = [
+      this.#checkStdio(options.stdin, 0, "stdin"),
+      this.#checkStdio(options.stdout, 1, "stdout"),
+      this.#checkStdio(options.stderr, 2, "stderr"),
+    ];
+    const iso = resolveIsolation(options.isolate);
+    const want = options.spawnPath ?? "auto";
+    if (!["auto", "clone3", "posix_spawn"].includes(want)) {
+      throw new TypeError(`Invalid spawnPath: ${want}`);
+    }
+    if (want === "clone3" && !clone3Available()) {
+      throw new TypeError(
+        `Cannot start process: no clone3 trampoline for ${Deno.build.arch}`,
+      );
+    }
+
+    // Resolve the program.
+    const baseEnv = options.clearEnv === true ? [] : null;
+    let program = path;
+    if (!path.includes("/")) {
+      const envPath = extraEnv.find(([k]) => k === "PATH")?.[1] ??
+        (baseEnv ?? environStrings()).find((s) => s.startsWith("PATH="))
+          ?.slice(5) ??
+        "/usr/local/bin:/usr/bin:/bin";
+      const found = findInPath(path, envPath);
+      if (found === null) throw new ProcessSpawnError(E.ENOENT, "execve", path);
+      program = found;
+    }
+
+    // From here on descriptors are opened: close them on every path out.
+    const temps: number[] = [];
+    let captureRead = -1;
+    try {
+      const sources: number[] = [];
+      let devNull = -1; // one descriptor serves every "null" stream
+      for (let t = 0; t < 3; t++) {
+        const s = stdio[t];
+        if (s === "null") {
+          if (devNull < 0) {
+            devNull = open("/dev/null", O.O_RDWR | O.O_CLOEXEC);
+            if (devNull < 0) {
+              throw new ProcessSpawnError(-devNull, "open", "/dev/null");
+            }
+            temps.push(devNull);
+          }
+          sources.push(devNull);
+        } else if (s === "capture") {
+          const p = pipe2(O.O_CLOEXEC);
+          if (typeof p === "number") {
+            throw new ProcessSpawnError(-p, "pipe2", program);
+          }
+          captureRead = p[0];
+          temps.push(p[1]);
+          sources.push(p[1]);
+          fcntl(captureRead, F.F_SETFL, O.O_NONBLOCK);
+        } else {
+          sources.push(s);
+        }
+      }
+      const maxTarget = Math.max(2, ...keep);
+      // A source must not be overwritten before it is copied: move any
+      // that sits on a target number (other than its own) above them all.
+      for (let t = 0; t < 3; t++) {
+        const s = sources[t];
+        if (s !== t && s <= maxTarget) {
+          const moved = fcntl(s, F.F_DUPFD_CLOEXEC, maxTarget + 1);
+          if (moved < 0) throw new ProcessSpawnError(-moved, "fcntl", program);
+          temps.push(moved);
+          sources[t] = moved;
+        }
+      }
+      const envp = this.#environment(baseEnv, extraEnv);
+      const argv = cStringArray([path, ...args]);
+      const cpath = cString(program);
+      const ccwd = cwd === undefined ? undefined : cString(cwd);
+      const targets = [0, 1, 2, ...[...keep].sort((a, b) => a - b)];
+
+      const notApplied: string[] = [];
+      // Landlock: the parent builds the ruleset, the child enforces it on
+      // itself between clone and exec (the descriptor is closed after).
+      let ruleset = -1;
+      if (iso.fs !== null && want !== "posix_spawn" && clone3Available()) {
+        const abi = landlockAbi();
+        if (abi < 1) {
+          const why = `Landlock unavailable (${
+            errnoName(-abi)
+          }; Linux 5.13+ with landlock in lsm=)`;
+          if (options.allowUnisolated !== true) {
+            throw new ProcessIsolationError(["filesystem"], why);
+          }
+          notApplied.push(`filesystem: ${why}`);
+          iso.fs = null;
+        } else {
+          const rw = handledRights(abi);
+          const ro = LANDLOCK_FS.EXECUTE | LANDLOCK_FS.READ_FILE |
+            LANDLOCK_FS.READ_DIR;
+          const rs = landlockRuleset(abi, [
+            ...iso.fs.read.map((p) => [p, ro] as const),
+            ...iso.fs.write.map((p) => [p, rw] as const),
+          ]);
+          if ("errno" in rs) {
+            throw new ProcessSpawnError(
+              rs.errno,
+              `landlock rule for ${rs.path || "the ruleset"}`,
+              program,
+            );
+          }
+          ruleset = rs.fd;
+          temps.push(ruleset);
+        }
+      }
+      let started: { pid: number; pidfd: number; how: ProcessSpawnPath };
+      let report: ProcessIsolationReport;
+      if (want !== "posix_spawn" && clone3Available()) {
+        const r = this.#startClone3(
+          program,
+          iso,
+          options.allowUnisolated === true,
+          notApplied,
+          (flags, withIso) => {
+            const ops = new ChildOps().resetSignals();
+            if (withIso.pdeathsig !== null) {
+              // In its own PID namespace the child's parent is outside it:
+              // getppid() is 0 there (pid_namespaces(7)).
+              ops.parentDeathSignal(
+                withIso.pdeathsig,
+                withIso.pid ? 0 : Deno.pid,
+              );
+            }
+            if (withIso.nnp) ops.noNewPrivs();
+            if (ruleset >= 0) {
+              ops.add("landlock_restrict_self", SYS_LANDLOCK.restrict_self, [
+                ruleset,
+                0,
+              ]);
+            }
+            for (let t = 0; t < 3; t++) {
+              if (sources[t] === t) ops.keepFd(t);
+              else ops.dup(sources[t], t);
+            }
+            for (const fd of keep) ops.keepFd(fd);
+            for (let i = 0; i < targets.length; i++) {
+              const lo = targets[i] + 1;
+              const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
+              if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
+            }
+            if (ccwd !== undefined) ops.chdir(ccwd);
+            return clone3Spawn({
+              flags,
+              ops,
+              path: cpath,
+              argv: argv.ptrs,
+              envp: envp.pointer,
+            });
+          },
+        );
+        started = { ...r.started, how: "clone3" };
+        report = r.report;
+      } else {
+        const layers: IsolationLayer[] = [];
+        if (iso.user) layers.push("user namespace");
+        if (iso.net) layers.push("network namespace");
+        if (iso.pid) layers.push("pid namespace");
+        if (iso.fs) layers.push("filesystem");
+        if (iso.pdeathsig !== null) layers.push("parent-death signal");
+        if (iso.nnp) layers.push("no_new_privs");
+        if (layers.length > 0) {
+          const why = `not available with posix_spawn (${
+            clone3Available()
+              ? "forced"
+              : `no clone3 path on ${Deno.build.arch}`
+          })`;
+          if (options.allowUnisolated !== true) {
+            throw new ProcessIsolationError(layers, why);
+          }
+          for (const l of layers) notApplied.push(`${l}: ${why}`);
+        }
+        const close: number[] = [];
+        for (let fd = 3; fd < maxTarget; fd++) {
+          if (!keep.has(fd)) close.push(fd);
+        }
+        const r = posixSpawn({
+          path: cpath,
+          argv: argv.ptrs,
+          envp: envp.pointer,
+          dup2: [
+            ...sources.map((s, t) => [s, t] as const),
+            ...[...keep].map((fd) => [fd, fd] as const),
+          ],
+          close,
+          closeFrom: maxTarget + 1,
+          cwd: ccwd,
+          wantPidfd: true,
+        });
+        if (typeof r === "number") {
+          throw new ProcessSpawnError(-r, "posix_spawn", program);
+        }
+        let pidfd = r.pidfd;
+        if (pidfd < 0) {
+          pidfd = pidfdOpen(r.pid);
+          if (pidfd < 0) {
+            throw new ProcessSpawnError(-pidfd, "pidfd_open", program);
+          }
+        }
+        started = {
+          pid: r.pid,
+          pidfd,
+          how: r.pidfd >= 0 ? "pidfd_spawn" : "posix_spawn",
+        };
+        report = {
+          userNamespace: false,
+          networkNamespace: false,
+          pidNamespace: false,
+          filesystem: false,
+          clearSignalHandlers: true, // POSIX_SPAWN_SETSIGDEF, all signals
+          parentDeathSignal: null,
+          noNewPrivileges: false,
+        };
+      }
+      keepAlive(envp, argv, cpath, ccwd); // read by the child until exec
+      this.#pid = started.pid;
+      this.#pidfd = started.pidfd;
+      this.#state = "running";
+      this.#description = {
+        pid: started.pid,
+        path: program,
+        argv: [path, ...args],
+        spawnPath: started.how,
+        isolation: report,
+        notApplied,
+      };
+      if (captureRead >= 0) {
+        this.#stderrFd = captureRead;
+        this.#tail = new Tail(STDERR_TAIL_BYTES);
+        captureRead = -1;
+        watch(this.#stderrFd, POLL.POLLIN, () => this.#readStderr());
+      }
+      watch(this.#pidfd, POLL.POLLIN, () => this.#onPidfdReady());
+    } finally {
+      for (const fd of temps) closeFd(fd);
+      if (captureRead >= 0) closeFd(captureRead);
+    }
+  }
+
+  #checkStdio(
+    value: ProcessStderr | undefined,
+    target: number,
+    what: string,
+  ): number | "null" | "capture" {
+    if (value === undefined || value === "null") return "null";
+    if (value === "inherit") return target;
+    if (value === "capture") {
+      if (target !== 2) {
+        throw new TypeError(`Invalid ${what}: only stderr can be captured`);
+      }
+      return "capture";
+    }
+    if (typeof value === "string") {
+      throw new TypeError(`Invalid ${what}: ${value}`);
+    }
+    const n = fdNumber(value, `Invalid ${what}`);
+    if (fcntl(n, F.F_GETFD) < 0) {
+      throw new RangeError(`Invalid ${what}: descriptor ${n} is not open`);
+    }
+    return n;
+  }
+
+  #environment(
+    base: string[] | null,
+    extra: [string, string][],
+  ): { pointer: Deno.PointerValue; keep: unknown[] } {
+    if (base === null && extra.length === 0) {
+      return { pointer: environPointer(), keep: [] };
+    }
+    const vars = new Map<string, string>();
+    for (const s of base ?? environStrings()) {
+      const eq = s.indexOf("=");
+      if (eq > 0) vars.set(s.slice(0, eq), s.slice(eq + 1));
+    }
+    for (const [k, v] of extra) vars.set(k, v);
+    const arr = cStringArray([...vars].map(([k, v]) => `${k}=${v}`));
+    return { pointer: Deno.UnsafePointer.of(arr.ptrs), keep: [arr] };
+  }
+
+  #startClone3(
+    program: string,
+    iso: Isolation,
+    allowUnisolated: boolean,
+    notApplied: string[],
+    spawn: (flags: bigint, iso: Isolation) => Clone3Result,
+  ): {
+    started: { pid: number; pidfd: number };
+    report: ProcessIsolationReport;
+  } {
+    const current = { ...iso };
+    for (;;) {
+      let flags = CLONE.CLONE_CLEAR_SIGHAND;
+      if (current.user) flags |= CLONE.CLONE_NEWUSER;
+      if (current.net) flags |= CLONE.CLONE_NEWNET;
+      if (current.pid) flags |= CLONE.CLONE_NEWPID;
+      const r = spawn(flags, current);
+      if (r.kind === "ok") {
+        return {
+          started: r,
+          report: {
+            userNamespace: current.user,
+            networkNamespace: current.net,
+            pidNamespace: current.pid,
+            filesystem: current.fs !== null,
+            clearSignalHandlers: true,
+            parentDeathSignal: current.pdeathsig === null
+              ? null
+              : signalName(current.pdeathsig),
+            noNewPrivileges: current.nnp,
+          },
+        };
+      }
+      if (r.kind === "child-failed") {
+        reapNow(r.pidfd);
+        throw new ProcessSpawnError(r.errno, r.step, program);
+      }
+      const wantNs = current.user || current.net || current.pid;
+      if (!wantNs || !NAMESPACE_ERRNOS.has(r.errno)) {
+        throw new ProcessSpawnError(r.errno, "clone3", program);
+      }
+      // Which namespace did the kernel refuse? Try each alone.
+      const refused: IsolationLayer[] = [];
+      let errnoValue = r.errno;
+      if (current.user) {
+        const e = probeNamespace(CLONE.CLONE_NEWUSER);
+        if (e !== 0) {
+          refused.push("user namespace");
+          errnoValue = e;
+        }
+      }
+      if (current.net) {
+        // Without its own user namespace a network namespace needs
+        // CAP_SYS_ADMIN; with one it is checked against that namespace.
+        const e = probeNamespace(
+          CLONE.CLONE_NEWNET |
+            (current.user && refused.length === 0 ? CLONE.CLONE_NEWUSER : 0n),
+        );
+        if (e !== 0) {
+          refused.push("network namespace");
+          errnoValue = e;
+        }
+      }
+      if (current.pid) {
+        const e = probeNamespace(
+          CLONE.CLONE_NEWPID |
+            (current.user && !refused.includes("user namespace")
+              ? CLONE.CLONE_NEWUSER
+              : 0n),
+        );
+        if (e !== 0) {
+          refused.push("pid namespace");
+          errnoValue = e;
+        }
+      }
+      if (refused.length === 0) {
+        // Each alone works but not together: report them all.
+        if (current.user) refused.push("user namespace");
+        if (current.net) refused.push("network namespace");
+        if (current.pid) refused.push("pid namespace");
+      }
+      const cause = new SyscallError(errnoValue, "clone3", "Cannot spawn");
+      const why =
+        `refused by the kernel (clone3 failed with ${
+          errnoName(errnoValue)
+        }; see user_namespaces(7), sysctl user.max_user_namespaces, ` +
+        "kernel.apparmor_restrict_unprivileged_userns)";
+      if (!allowUnisolated) {
+        throw new ProcessIsolationError(refused, why, { cause });
+      }
+      for (const l of refused) notApplied.push(`${l}: ${why}`);
+      if (refused.includes("user namespace")) current.user = false;
+      if (refused.includes("network namespace")) current.net = false;
+      if (refused.includes("pid namespace")) current.pid = false;
+    }
+  }
+
+  #readStderr(): boolean {
+    const fd = this.#stderrFd;
+    if (fd < 0) return false;
+    for (;;) {
+      const n = read(fd, SCRATCH);
+      if (n > 0) {
+        this.#tail!.push(SCRATCH.slice(0, n));
+        continue;
+      }
+      if (n === -E.EINTR) continue;
+      if (n === -E.EAGAIN) return true;
+      // EOF (0) or an error: nothing more will come.
+      this.#stderrFd = -1;
+      unwatch(fd, true);
+      return false;
+    }
+  }
+
+  #onPidfdReady(deferEvent = false): void {
+    if (this.#state !== "running") return;
+    const w = waitidPidfd(
+      this.#pidfd,
+      W.WEXITED | W.WNOHANG | W.__WALL,
+    );
+    if (typeof w !== "number" && w.pid === 0) return; // not yet
+    let status: ProcessExit;
+    if (typeof w === "number") {
+      // ECHILD: somebody else reaped our child (a waitpid(-1, __WALL)
+      // elsewhere in the process); the status is lost.
+      status = { kind: "exited", code: -1 };
+    } else if (w.code === CLD.CLD_EXITED) {
+      status = { kind: "exited", code: w.status };
+    } else {
+      status = {
+        kind: "signaled",
+        signal: signalName(w.status),
+        signalNumber: w.status,
+        coreDumped: w.code === CLD.CLD_DUMPED,
+      };
+    }
+    // What the child wrote before it died is in the pipe now; a
+    // grandchild holding the pipe open must not delay the report.
+    if (this.#tail !== undefined) {
+      this.#readStderr();
+      if (this.#stderrFd >= 0) {
+        unwatch(this.#stderrFd, true);
+        this.#stderrFd = -1;
+      }
+      status.stderr = this.#tail.bytes();
+    }
+    unwatch(this.#pidfd, true);
+    this.#pidfd = -1;
+    this.#state = "exited";
+    this.#status = status;
+    this.#exited.resolve(status);
+    const event = new ProcessExitEvent(status);
+    if (deferEvent) queueMicrotask(() => this.dispatchEvent(event));
+    else this.dispatchEvent(event);
+  }
+
+  /**
+   * Blocks this thread up to `timeoutMs` until the child has ended, and
+   * reaps it. For callers that cannot return to the event loop (a
+   * synchronous IPC call whose peer died); the `exit` event follows in a
+   * microtask.
+   *
+   * @param timeoutMs How long to wait, in milliseconds (0: just check).
+   * @returns The exit report, or null if the child still runs.
+   * @throws {TypeError} If not started.
+   *
+   * @example
+   * ```ts
+   * import { Process } from "@isola/isola";
+   *
+   * await using p = Process.spawn("/bin/sh", { args: ["-c", "exit 3"] });
+   * console.log(p.waitSync(5000)); // { kind: "exited", code: 3 }
+   * ```
+   */
+  waitSync(timeoutMs: number): ProcessExit | null {
+    if (this.#state === "new") {
+      throw new TypeError("Cannot wait for process: it was not started");
+    }
+    if (this.#status !== null) return this.#status;
+    const p = new PollFds(1);
+    p.set(0, this.#pidfd, POLL.POLLIN);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const remaining = Math.max(0, Math.ceil(deadline - performance.now()));
+      const r = p.poll(remaining);
+      if (r > 0) break;
+      if (r === 0 || r !== -E.EINTR) return null;
+    }
+    this.#onPidfdReady(true);
+    return this.#status;
+  }
+
+  /**
+   * A duplicate of the child's pidfd, for watching the child from another
+   * thread (poll(2) reports it readable once the child has ended). The
+   * caller owns it; it never reaps or signals through it.
+   *
+   * @returns The duplicate, close-on-exec.
+   * @throws {TypeError} If the child is not running.
+   * @throws {SyscallError} If fcntl fails.
+   *
+   * @example
+   * ```ts
+   * import { Process } from "@isola/isola";
+   *
+   * await using p = Process.spawn("/bin/true");
+   * using pidfd = p.dupPidfd();
+   * console.log(pidfd.fd > 2); // true
+   * ```
+   */
+  dupPidfd(): OwnedFd {
+    if (this.#state !== "running") {
+      throw new TypeError("Cannot duplicate pidfd: the process is not running");
+    }
+    const r = fcntl(this.#pidfd, F.F_DUPFD_CLOEXEC, 3);
+    if (r < 0) throw new SyscallError(-r, "fcntl", "Cannot duplicate pidfd");
+    return new OwnedFd(r);
+  }
+
+  /** The child's pid, or undefined before {@linkcode Process.start}. */
+  get pid(): number | undefined {
+    return this.#pid < 0 ? undefined : this.#pid;
+  }
+
+  /** Whether the child was started and has not been reaped yet. */
+  get running(): boolean {
+    return this.#state === "running";
+  }
+
+  /** How the child ended, or null while it runs (or before start). */
+  get exitStatus(): ProcessExit | null {
+    return this.#status;
+  }
+
+  /** Resolves when the child has ended and been reaped. Never rejects. */
+  get exited(): Promise<ProcessExit> {
+    return this.#exited.promise;
+  }
+
+  /**
+   * Sends a signal through pidfd_send_signal(2). After the child has
+   * ended this does nothing.
+   *
+   * @param signal A name such as `"SIGTERM"`, or a number. Default
+   *   `"SIGKILL"`.
+   * @throws {TypeError} If not started, or the signal is unknown.
+   * @throws {SyscallError} If pidfd_send_signal fails other than `ESRCH`.
+   */
+  kill(signal: SignalName | number = "SIGKILL"): void {
+    const sig = signalNumber(signal);
+    if (this.#state === "new") {
+      throw new TypeError("Cannot kill process: it was not started");
+    }
+    if (this.#state === "exited") return;
+    const r = pidfdSendSignal(this.#pidfd, sig);
+    // ESRCH: dead, not yet reaped; the watcher will report it.
+    if (r < 0 && r !== -E.ESRCH) {
+      throw new SyscallError(-r, "pidfd_send_signal", "Cannot kill process");
+    }
+  }
+
+  /**
+   * Sends SIGTERM, and SIGKILL if the child is still alive after `grace`
+   * milliseconds. Resolves with the exit report.
+   *
+   * @param options `grace`, default 5000 ms.
+   * @returns How the child ended.
+   * @throws {TypeError} If not started.
+   * @throws {RangeError} If `grace` is negative or not a number.
+   */
+  async terminate(options: ProcessTerminateOptions = {}): Promise<ProcessExit> {
+    const grace = options.grace ?? 5000;
+    if (typeof grace !== "number" || Number.isNaN(grace) || grace < 0) {
+      throw new RangeError(`Invalid grace: ${grace} (must be >= 0 ms)`);
+    }
+    if (this.#state === "new") {
+      throw new TypeError("Cannot terminate process: it was not started");
+    }
+    if (this.#status !== null) return this.#status;
+    this.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), grace);
+    });
+    try {
+      const done = await Promise.race([this.#exited.promise, late]);
+      if (done !== null) return done;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.kill("SIGKILL");
+    return await this.#exited.promise;
+  }
+
+  /**
+   * How the child was started and which isolation layers took effect.
+   *
+   * @returns A fresh description object.
+   * @throws {TypeError} If not started.
+   */
+  describe(): ProcessDescription {
+    if (this.#description === undefined) {
+      throw new TypeError("Cannot describe process: it was not started");
+    }
+    const d = this.#description;
+    return {
+      ...d,
+      argv: [...d.argv],
+      isolation: { ...d.isolation },
+      notApplied: [...d.notApplied],
+    };
+  }
+
+  /** Kills the child if it runs (SIGKILL) and waits until it is reaped. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === "new") return;
+    this.kill("SIGKILL");
+    await this.#exited.promise;
+  }
+}
+
+/** Reaps a child known to have exited (or about to), then closes its pidfd. */
+function reapNow(pidfd: number): void {
+  for (;;) {
+    const w = waitidPidfd(pidfd, W.WEXITED | W.__WALL);
+    if (w !== -E.EINTR) break;
+  }
+  closeFd(pidfd);
+}
+
+/**
+ * Whether the kernel lets us create the namespaces in `flags`: a clone3
+ * whose child exits at once. Returns 0 or the errno.
+ */
+function probeNamespace(flags: bigint): number {
+  const r = clone3Spawn({
+    flags: flags | CLONE.CLONE_CLEAR_SIGHAND,
+    ops: new ChildOps().exit(0),
+    path: cString("/"),
+    argv: new BigUint64Array(1),
+    envp: null,
+  });
+  if (r.kind === "clone-failed") return r.errno;
+  reapNow(r.pidfd);
+  return 0;
+}
+
+const sink: { values: unknown } = { values: undefined };
+/** Keeps buffers the child reads referenced until after the spawn call. */
+function keepAlive(...values: unknown[]): void {
+  sink.values = values;
+  sink.values = undefined;
+}

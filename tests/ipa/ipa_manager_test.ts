@@ -1,0 +1,189 @@
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import {
+  CameraControls,
+  CameraIpa,
+  createMemfd,
+  generateIpaSigningKey,
+  IpaManager,
+  IpaModuleError,
+  signaturePath,
+  signIpaModule,
+} from "../../mod.ts";
+import { TestIpa } from "../fixtures/ipa_test_iface.ts";
+import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+
+const FIXTURE = new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
+const EXAMPLES = new URL("../../examples/ipa", import.meta.url).pathname;
+const EXAMPLE_KEY = new URL(
+  "../../examples/keys/example_ipa.pub",
+  import.meta.url,
+);
+
+/** A module directory with a re-export of the test module, maybe signed. */
+async function moduleDir(
+  files: Record<string, string>,
+  signWith?: Uint8Array,
+): Promise<string> {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ipa_mgr" });
+  for (const [name, code] of Object.entries(files)) {
+    const path = `${dir}/${name}`;
+    await Deno.writeTextFile(path, code);
+    if (signWith) {
+      await Deno.writeFile(
+        signaturePath(path),
+        await signIpaModule(await Deno.readFile(path), signWith),
+      );
+    }
+  }
+  return dir;
+}
+
+const reexport = `export { createIpa, ipaModuleInfo } from "${FIXTURE}";\n`;
+
+async function clean(fn: () => Promise<void>): Promise<void> {
+  await warmUpWorkers(
+    new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href,
+  );
+  await warmUpWorkers(
+    new URL("../../src/ipa/_ipa_thread_worker.ts", import.meta.url).href,
+  );
+  await withoutFdLeak(fn);
+}
+
+Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thread, any other isolated", async (t) => {
+  const keys = await generateIpaSigningKey();
+  const other = await generateIpaSigningKey();
+  const signed = await moduleDir({ "a.ts": reexport }, keys.privateKey);
+  const unsigned = await moduleDir({ "a.ts": reexport });
+  try {
+    await clean(async () => {
+      await t.step("signed, trusted key: thread", async () => {
+        const m = new IpaManager({
+          modulePath: [signed],
+          trustedKeys: [keys.publicKey],
+        });
+        await using ipa = await m.createIpa(TestIpa, "test");
+        assertEquals(ipa.placement, "thread");
+        assertEquals(ipa.init({ name: "t" }).greeting, "hello t");
+      });
+      await t.step("signed by an untrusted key: isolated", async () => {
+        const m = new IpaManager({
+          modulePath: [signed],
+          trustedKeys: [other.publicKey],
+        });
+        await using ipa = await m.createIpa(TestIpa, "test");
+        assertEquals(ipa.placement, "isolated");
+      });
+      await t.step("no signature: isolated", async () => {
+        const m = new IpaManager({
+          modulePath: [unsigned],
+          trustedKeys: [keys.publicKey],
+        });
+        await using ipa = await m.createIpa(TestIpa, "test");
+        assertEquals(ipa.placement, "isolated");
+        assertEquals(ipa.init({ name: "i" }).greeting, "hello i");
+      });
+      await t.step("forced isolation: isolated", async () => {
+        const m = new IpaManager({
+          modulePath: [signed],
+          trustedKeys: [keys.publicKey],
+          forceIsolation: true,
+        });
+        assertEquals((await m.modules())[0].placement, "isolated");
+      });
+      await t.step("ISOLA_IPA_FORCE_ISOLATION=1: isolated", async () => {
+        Deno.env.set("ISOLA_IPA_FORCE_ISOLATION", "1");
+        try {
+          const m = new IpaManager({
+            modulePath: [signed],
+            trustedKeys: [keys.publicKey],
+          });
+          assertEquals((await m.modules())[0].placement, "isolated");
+        } finally {
+          Deno.env.delete("ISOLA_IPA_FORCE_ISOLATION");
+        }
+      });
+      await t.step("modified after signing: isolated", async () => {
+        await Deno.writeTextFile(`${signed}/a.ts`, reexport + "// changed\n");
+        const m = new IpaManager({
+          modulePath: [signed],
+          trustedKeys: [keys.publicKey],
+        });
+        assertEquals((await m.modules())[0].placement, "isolated");
+      });
+    });
+  } finally {
+    await Deno.remove(signed, { recursive: true });
+    await Deno.remove(unsigned, { recursive: true });
+  }
+});
+
+Deno.test("IpaManager.createIpa() matches pipeline and version, and names the module it cannot use", async () => {
+  const FIX = FIXTURE;
+  const dir = await moduleDir({
+    "a_other.ts": `import { createIpa as c } from "${FIX}";
+export const ipaModuleInfo = { name: "o", pipelineName: "other", apiVersion: 1 };
+export const createIpa = c;`,
+    "b_test.ts": reexport,
+    "c_v2.ts": `import { createIpa as c } from "${FIX}";
+export const ipaModuleInfo = { name: "v2", pipelineName: "v2", apiVersion: 2 };
+export const createIpa = c;`,
+  });
+  try {
+    await clean(async () => {
+      const m = new IpaManager({ modulePath: [dir, "/nonexistent/dir"] });
+      await using ipa = await m.createIpa(TestIpa, "test");
+      assertEquals(ipa.info.name, "test-module"); // a_other.ts was skipped
+      const e = await assertRejects(
+        () => m.createIpa(TestIpa, "v2"),
+        IpaModuleError,
+      );
+      assert(e.message.includes("c_v2.ts"), e.message);
+      assert(e.message.includes("version 2, not 1"), e.message);
+      const none = await assertRejects(
+        () => m.createIpa(TestIpa, "nothing"),
+        IpaModuleError,
+      );
+      assert(none.message.includes("not found"), none.message);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("IpaManager with the examples: the signed open module runs in a thread and answers stats passed by fd", async () => {
+  const key = Uint8Array.from(
+    atob((await Deno.readTextFile(EXAMPLE_KEY)).trim()),
+    (c) => c.charCodeAt(0),
+  );
+  await clean(async () => {
+    const m = new IpaManager({ modulePath: [EXAMPLES], trustedKeys: [key] });
+    for (
+      const [pipeline, placement] of [["simple", "thread"], [
+        "vendor",
+        "isolated",
+      ]]
+    ) {
+      await using ipa = await m.createIpa(CameraIpa, pipeline);
+      assertEquals(ipa.placement, placement);
+      ipa.init({ sensorModel: "sim" });
+      ipa.configure({
+        width: 640,
+        height: 480,
+        pixelFormat: "RGB888",
+        frameDurationUs: 33_333,
+      });
+      ipa.start();
+      const controls = Promise.withResolvers<Map<number, unknown>>();
+      ipa.on("setSensorControls", (p) => controls.resolve(p.controls));
+      // A dark scene: every zone at 0.02 grey.
+      const zones = new Float32Array(48).fill(0.02);
+      using stats = createMemfd({ data: new Uint8Array(zones.buffer) });
+      ipa.processStats({ frame: 1, stats });
+      const c = await within(controls.promise, 5000, "sensor controls");
+      const exposure = c.get(CameraControls.ExposureTime) as number;
+      assert(exposure > 10_000, `exposure ${exposure} should rise in the dark`);
+      ipa.stop();
+    }
+  });
+});

@@ -1,0 +1,354 @@
+import {
+  assert,
+  assertEquals,
+  assertGreaterOrEqual,
+  assertInstanceOf,
+  assertLess,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
+import {
+  createMemfd,
+  IpcMessage,
+  IpcPeerGoneError,
+  IpcPipeUnixSocket,
+  IpcRemoteError,
+  IpcTimeoutError,
+  readFd,
+} from "../../mod.ts";
+import {
+  pattern,
+  procExists,
+  warmUpWorkers,
+  within,
+  withoutFdLeak,
+} from "../_helpers.ts";
+
+const FIXTURE = new URL("../fixtures/pipe_worker.ts", import.meta.url).pathname;
+const RECEIVER =
+  new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
+const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
+const readU32 = (d: Uint8Array) =>
+  new DataView(d.buffer, d.byteOffset).getUint32(0, true);
+
+interface Start {
+  blocking?: boolean;
+  isolate?: boolean;
+  timeout?: number;
+}
+
+function startPipe(opts: Start = {}): IpcPipeUnixSocket {
+  return new IpcPipeUnixSocket(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      FIXTURE,
+      ...(opts.blocking ? ["--blocking"] : []),
+    ],
+    isolate: opts.isolate,
+    timeout: opts.timeout ?? 10_000,
+  });
+}
+
+/** Runs `fn` with fd and zombie accounting around it. */
+async function clean(fn: (pids: number[]) => Promise<void>): Promise<void> {
+  await warmUpWorkers(RECEIVER);
+  const pids: number[] = [];
+  await withoutFdLeak(() => fn(pids));
+  for (const pid of pids) assert(!procExists(pid), `process ${pid} left`);
+}
+
+Deno.test("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across an isolated child", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe({ isolate: true });
+    pids.push(pipe.process.pid!);
+    assert(pipe.process.describe().isolation.networkNamespace);
+    using r = pipe.sendSync({ cmd: 1, data: pattern(64) });
+    assertEquals(r.cmd, 1);
+    assertEquals(r.data, pattern(64));
+    assert(r.cookie !== 0);
+    using big = pipe.sendSync({ cmd: 1, data: pattern(1 << 20) });
+    assertEquals(big.data, pattern(1 << 20));
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket.sendSync()` passes fds: three memfds in, their concatenation back in a new memfd", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe({ isolate: true });
+    pids.push(pipe.process.pid!);
+    const parts = ["red,", "green,", "blue"].map((s) =>
+      createMemfd({ data: new TextEncoder().encode(s) })
+    );
+    try {
+      using r = pipe.sendSync({ cmd: 5, fds: parts });
+      assertEquals(r.fds.length, 1);
+      assertEquals(
+        new TextDecoder().decode(readFd(r.ownedFds[0])),
+        "red,green,blue",
+      );
+    } finally {
+      parts.forEach((fd) => fd.close());
+    }
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket.call()` keeps many calls outstanding, each reply matched by cookie", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const calls = Array.from(
+      { length: 32 },
+      (_, i) => pipe.call({ cmd: 1, data: pattern(100 + i, i + 1) }),
+    );
+    const replies = await Promise.all(calls);
+    replies.forEach((r, i) => {
+      assertEquals(r.data, pattern(100 + i, i + 1));
+      r[Symbol.dispose]();
+    });
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` delivers events in order, never inside sendSync(), including those that came while it blocked", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const seen: number[] = [];
+    let inSync = false;
+    let duringSync = 0;
+    pipe.addEventListener("recv", (e) => {
+      using m = e.message;
+      if (inSync) duringSync++;
+      if (m.cmd === 101) seen.push(readU32(m.data));
+    });
+    pipe.sendAsync({ cmd: 6, data: u32(1) }); // an event every ms
+    for (let i = 0; i < 50; i++) {
+      inSync = true;
+      using _r = pipe.sendSync({ cmd: 2, data: u32(2) }); // 2 ms service
+      inSync = false;
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    pipe.sendAsync({ cmd: 6, data: u32(0) }); // stop
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(duringSync, 0);
+    assert(seen.length > 20, `only ${seen.length} events`);
+    assertEquals(seen, Array.from({ length: seen.length }, (_, i) => i + 1));
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` delivers an event sent just before the reply after the reply, in order", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const order: string[] = [];
+    pipe.addEventListener("recv", (e) => {
+      using m = e.message;
+      order.push(`event ${m.cmd}`);
+    });
+    using r = pipe.sendSync({ cmd: 4, data: u32(7) });
+    order.push(`reply ${r.cmd}`);
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(order, ["reply 4", "event 100"]);
+    // With a Promise call the event is dispatched first: arrival order.
+    order.length = 0;
+    const p = pipe.call({ cmd: 4 }).then((r) => {
+      order.push(`reply ${r.cmd}`);
+      r[Symbol.dispose]();
+    });
+    await p;
+    assertEquals(order, ["event 100", "reply 4"]);
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket.sendSync()` to four streaming workers back to back: all complete, none waits for a timeout", async () => {
+  await clean(async (pids) => {
+    const pipes = [0, 1, 2, 3].map(() => startPipe({ timeout: 2000 }));
+    try {
+      pids.push(...pipes.map((p) => p.process.pid!));
+      const events = [0, 0, 0, 0];
+      pipes.forEach((p, i) =>
+        p.addEventListener("recv", (e) => {
+          events[i]++;
+          e.message[Symbol.dispose]();
+        })
+      );
+      for (const p of pipes) p.sendAsync({ cmd: 6, data: u32(2) });
+      await new Promise((r) => setTimeout(r, 100)); // cameras streaming
+      const t0 = performance.now();
+      for (const p of pipes) {
+        using r = p.sendSync({ cmd: 2, data: u32(20) }); // "stop": 20 ms
+        assertEquals(r.cmd, 2);
+      }
+      const total = performance.now() - t0;
+      // Four 20 ms services; a single timeout would be 2000 ms.
+      assertLess(total, 2000, `stopping took ${total} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+      assert(events.every((n) => n > 0), `events ${events}`);
+    } finally {
+      await Promise.all(pipes.map((p) => p.close()));
+    }
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket.sendSync()` to a worker that never answers times out at its deadline; the others complete", async () => {
+  await clean(async (pids) => {
+    const pipes = [0, 1, 2, 3].map(() => startPipe());
+    try {
+      pids.push(...pipes.map((p) => p.process.pid!));
+      const took: number[] = [];
+      for (const [i, p] of pipes.entries()) {
+        const t0 = performance.now();
+        if (i === 1) {
+          const e = assertThrows(
+            () => p.sendSync({ cmd: 3 }, { timeout: 300 }),
+            IpcTimeoutError,
+          );
+          assertEquals(e.timeout, 300);
+          assert(e.message.includes("cookie"), e.message);
+        } else {
+          p.sendSync({ cmd: 1 }, { timeout: 5000 })[Symbol.dispose]();
+        }
+        took.push(performance.now() - t0);
+      }
+      assertGreaterOrEqual(took[1], 299);
+      for (const i of [0, 2, 3]) assertLess(took[i], 300, `pipe ${i}: ${took}`);
+    } finally {
+      await Promise.all(pipes.map((p) => p.close({ grace: 200 })));
+    }
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` fails pending sync and Promise calls at once with the exit report when the worker is SIGKILLed", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    let disconnected = 0;
+    pipe.addEventListener("disconnect", () => disconnected++);
+    pipe.sendAsync({ cmd: 10, data: u32(50) }); // SIGKILL itself in 50 ms
+    const pending = pipe.call({ cmd: 3 }, { timeout: 10_000 });
+    pending.catch(() => {}); // checked below
+    const t0 = performance.now();
+    const e = assertThrows(
+      () => pipe.sendSync({ cmd: 3 }, { timeout: 10_000 }),
+      IpcPeerGoneError,
+    );
+    const syncTook = performance.now() - t0;
+    assertLess(syncTook, 1000, "noticed by timeout, not by death");
+    assertEquals(e.exit?.kind, "signaled");
+    assert(e.exit?.kind === "signaled" && e.exit.signal === "SIGKILL");
+    const pe = await within(
+      assertRejects(() => pending, IpcPeerGoneError),
+      1000,
+      "pending Promise call",
+    );
+    assertEquals((pe as IpcPeerGoneError).exit?.kind, "signaled");
+    assertEquals(pipe.connected, false);
+    assertThrows(() => pipe.sendSync({ cmd: 1 }), IpcPeerGoneError);
+    await assertRejects(() => pipe.call({ cmd: 1 }), IpcPeerGoneError);
+    await new Promise((r) => setTimeout(r, 10));
+    assertEquals(disconnected, 1);
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` reports a worker's exit code and stderr tail", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const e = assertThrows(
+      () => pipe.sendSync({ cmd: 8, data: u32(3) }),
+      IpcPeerGoneError,
+    );
+    assertEquals(e.exit?.kind, "exited");
+    assert(e.exit?.kind === "exited" && e.exit.code === 3);
+    assert(
+      new TextDecoder().decode(e.exit?.stderr).includes(
+        "worker exiting on request",
+      ),
+    );
+    assert(e.message.includes("exited with code 3"), e.message);
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` drops and counts a reply that comes after its call timed out", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    await assertRejects(
+      () => pipe.call({ cmd: 2, data: u32(200) }, { timeout: 50 }),
+      IpcTimeoutError,
+    );
+    // Served after the slow one: its late reply arrives first.
+    using r = pipe.sendSync({ cmd: 1, data: u32(5) });
+    assertEquals(readU32(r.data), 5);
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(pipe.lateReplies, 1);
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` turns a throwing handler into IpcRemoteError; the pipe goes on", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const e = assertThrows(() => pipe.sendSync({ cmd: 7 }), IpcRemoteError);
+    assert(e.message.includes("handler failed on purpose"));
+    await assertRejects(() => pipe.call({ cmd: 7 }), IpcRemoteError);
+    pipe.sendSync({ cmd: 1 })[Symbol.dispose]();
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` refuses bad input with typed errors", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe({ blocking: true });
+    pids.push(pipe.process.pid!);
+    assertThrows(() => pipe.sendSync({ cmd: -1 }), RangeError);
+    assertThrows(() => pipe.sendSync({ cmd: 0xffffffff }), RangeError);
+    assertThrows(() => pipe.sendSync({ cmd: 1 }, { timeout: -5 }), RangeError);
+    await assertRejects(() => pipe.call({ cmd: 1.5 }), RangeError);
+    const ac = new AbortController();
+    ac.abort(new Error("stop"));
+    await assertRejects(() => pipe.call({ cmd: 1 }, { signal: ac.signal }));
+    pipe.sendSync({ cmd: 1 })[Symbol.dispose]();
+    await pipe.close();
+    assertThrows(() => pipe.sendSync({ cmd: 1 }), Error, "closed");
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket`: 64 pipes at once, 1000 interleaved sync and Promise calls each, every reply matches", async () => {
+  await clean(async (pids) => {
+    const pipes: IpcPipeUnixSocket[] = [];
+    try {
+      for (let i = 0; i < 64; i++) {
+        pipes.push(startPipe({ blocking: i % 2 === 0 }));
+      }
+      pids.push(...pipes.map((p) => p.process.pid!));
+      let checked = 0;
+      for (let round = 0; round < 500; round++) {
+        const promises: Promise<void>[] = [];
+        for (const [i, p] of pipes.entries()) {
+          const tag = (i << 16) | round;
+          using r = p.sendSync({ cmd: 1, data: u32(tag) });
+          assertEquals(readU32(r.data), tag);
+          checked++;
+          const tag2 = tag | 0x8000;
+          promises.push(
+            p.call({ cmd: 1, data: u32(tag2) }).then((r) => {
+              assertEquals(readU32(r.data), tag2);
+              checked++;
+              r[Symbol.dispose]();
+            }),
+          );
+        }
+        await Promise.all(promises);
+      }
+      assertEquals(checked, 64 * 1000);
+    } finally {
+      await Promise.all(pipes.map((p) => p.close()));
+    }
+  });
+});
+
+Deno.test("IpcMessage refuses commands and cookies outside u32", () => {
+  assertThrows(() => new IpcMessage({ cmd: 2 ** 32 }), RangeError);
+  assertThrows(() => new IpcMessage({}, -1), RangeError);
+  assertInstanceOf(new IpcMessage(), IpcMessage);
+});
