@@ -92,19 +92,24 @@ export {
   IpcPipeWorker,
   type IpcPipeWorkerHandlers,
 } from "./src/pipe/ipc_pipe_worker.ts";
+export { IpcCallError } from "./src/pipe/ipc_call_error.ts";
 export {
   DEFAULT_CALL_TIMEOUT,
-  describeExit,
   type IpcCallOptions,
+  type IpcPipeOptions,
+  IpcPipeUnixSocket,
+} from "./src/pipe/ipc_pipe_unix_socket.ts";
+export {
+  describeExit,
   IpcPeerGoneError,
+  IpcRemoteError,
+} from "./src/pipe/pipe_errors.ts";
+export {
   IpcPipeDisconnectEvent,
   IpcPipeErrorEvent,
   type IpcPipeEventMap,
   IpcPipeMessageEvent,
-  type IpcPipeOptions,
-  IpcPipeUnixSocket,
-  IpcRemoteError,
-} from "./src/pipe/ipc_pipe_unix_socket.ts";
+} from "./src/pipe/pipe_events.ts";
 export {
   type ControlList,
   type ControlValue,

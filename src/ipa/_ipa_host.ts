@@ -8,11 +8,12 @@ import type { IpcPipeWorker } from "../pipe/ipc_pipe_worker.ts";
 import { OwnedFd } from "../fd/owned_fd.ts";
 import {
   CMD_INIT,
+  ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
-  MISMATCH,
 } from "./_ipa_protocol.ts";
+import { IpcCallError } from "../pipe/ipc_call_error.ts";
 
 type Impl = Record<string, (params: unknown) => unknown>;
 
@@ -36,7 +37,7 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     if (
       req.pipelineName !== undefined && info.pipelineName !== req.pipelineName
     ) {
-      throw new Error(`${MISMATCH}${info.pipelineName}`);
+      throw new IpcCallError(ERROR_PIPELINE_MISMATCH, info.pipelineName);
     }
     if (info.apiVersion !== req.interface.version) {
       throw new IpaModuleError(

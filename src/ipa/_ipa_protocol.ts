@@ -22,8 +22,11 @@ export interface InitReply {
   info: IpaModuleInfo;
 }
 
-/** Prefix of the error message of a module that serves another pipeline. */
-export const MISMATCH = "pipeline-mismatch:";
+/**
+ * Error code (IpcCallError) of an INIT refused because the module serves
+ * another pipeline; the text is that pipeline's name.
+ */
+export const ERROR_PIPELINE_MISMATCH = 1;
 
 export const json = {
   encode(v: unknown): Uint8Array {

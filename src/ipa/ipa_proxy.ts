@@ -11,7 +11,7 @@
 import { shutdown, SOCK } from "../../ffi/socket.ts";
 import { environStrings } from "../../ffi/spawn.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
-import { IpcRemoteError } from "../pipe/ipc_pipe_unix_socket.ts";
+import { IpcRemoteError } from "../pipe/pipe_errors.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
@@ -25,10 +25,10 @@ import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
+  ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
-  MISMATCH,
 } from "./_ipa_protocol.ts";
 
 /** Where an IPA runs. */
@@ -299,13 +299,10 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     } catch (e) {
       await this.close();
       if (e instanceof IpcRemoteError) {
-        const text = e.message.replace(/^Call \d+ failed in the worker: /, "");
-        if (text.startsWith(MISMATCH)) {
-          throw new IpaPipelineMismatchError(
-            module,
-            text.slice(MISMATCH.length),
-          );
+        if (e.code === ERROR_PIPELINE_MISMATCH) {
+          throw new IpaPipelineMismatchError(module, e.remoteMessage);
         }
+        const text = e.remoteMessage;
         throw new IpaModuleError(
           module,
           text.startsWith(`IPA module ${module} `)

@@ -1,158 +1,52 @@
 /**
  * {@linkcode IpcPipeUnixSocket}: calls, messages and events between this
  * thread and a worker program in a child process (libcamera's
- * `IPCPipeUnixSocket`), with a sync call that cannot hang.
+ * `IPCPipeUnixSocket`), with a sync call that cannot hang. The class wires
+ * small parts: the pending calls (`_pending_calls.ts`), in-order delivery
+ * (`_ordered_delivery.ts`), the sync reader (`_sync_reader.ts`), the life
+ * cycle (`_pipe_life.ts`) and the receiver Worker (`_receiver.ts`).
  *
  * @module
  */
-import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
+import {
+  IpcClosedError,
+  IpcProtocolError,
+  IpcTimeoutError,
+} from "../common/errors.ts";
+import { checkTimeout } from "../common/_timeout.ts";
+import { TypedEventTarget } from "../common/typed_event_target.ts";
+import { OwnedFd } from "../fd/owned_fd.ts";
+import {
+  Process,
+  type ProcessIsolation,
+  type ProcessStderr,
+  type ProcessStdio,
+} from "../process/process.ts";
+import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import { close as closeFd } from "../../ffi/unistd.ts";
 import {
   encodeMessage,
   IPC_ERROR_CMD,
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
-import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
-import { OwnedFd } from "../fd/owned_fd.ts";
-import { TypedEventTarget } from "../common/typed_event_target.ts";
-import { checkTimeout } from "../common/_timeout.ts";
+import { decodeErrorReply } from "./ipc_call_error.ts";
+import { IpcPeerGoneError, IpcRemoteError } from "./pipe_errors.ts";
 import {
-  Process,
-  type ProcessExit,
-  type ProcessIsolation,
-  type ProcessStderr,
-  type ProcessStdio,
-} from "../process/process.ts";
+  IpcPipeDisconnectEvent,
+  IpcPipeErrorEvent,
+  type IpcPipeEventMap,
+  IpcPipeMessageEvent,
+} from "./pipe_events.ts";
+import { PendingCalls } from "./_pending_calls.ts";
+import { OrderedDelivery } from "./_ordered_delivery.ts";
+import { readReply } from "./_sync_reader.ts";
+import { PipeLife } from "./_pipe_life.ts";
 import { Receiver } from "./_receiver.ts";
-import {
-  decodeItem,
-  type ReceivedError,
-  type ReceivedMessage,
-} from "./_receiver_shared.ts";
-import {
-  HEADER_SIZE,
-  INLINE_MAX,
-  isEndOfStream,
-  MAX_FDS,
-} from "../ipc/_frame.ts";
-import { IpcProtocolError } from "../common/errors.ts";
-import { E } from "../../ffi/errno.ts";
-import { POLL, PollFds } from "../../ffi/poll.ts";
-import { MSG, MsgBuffers } from "../../ffi/socket.ts";
-import { close as closeFd } from "../../ffi/unistd.ts";
+import type { ReceivedError, ReceivedMessage } from "./_receiver_shared.ts";
 
 /** Default deadline of a call: 2 s, the upper end of libcamera's. */
 export const DEFAULT_CALL_TIMEOUT = 2000;
-
-/** The peer of a pipe is gone: it closed its socket or its process ended. */
-export class IpcPeerGoneError extends IpcClosedError {
-  /** How the worker process ended, if known when the error was made. */
-  readonly exit: ProcessExit | null;
-
-  /**
-   * Builds the error.
-   *
-   * @param action What could not be done.
-   * @param exit The worker's exit report, or null.
-   */
-  constructor(action: string, exit: ProcessExit | null) {
-    super(`${action}: the worker is gone (${describeExit(exit)})`);
-    this.name = "IpcPeerGoneError";
-    this.exit = exit;
-  }
-}
-
-/** The worker's handler threw; its message travelled back. */
-export class IpcRemoteError extends Error {
-  /** The command of the failed call. */
-  readonly cmd: number;
-
-  /**
-   * Builds the error.
-   *
-   * @param cmd The command of the failed call.
-   * @param message The worker's error message.
-   */
-  constructor(cmd: number, message: string) {
-    super(`Call ${cmd} failed in the worker: ${message}`);
-    this.name = "IpcRemoteError";
-    this.cmd = cmd;
-  }
-}
-
-/** A one-line description of an exit report. */
-export function describeExit(exit: ProcessExit | null): string {
-  if (exit === null) return "exit status not known yet";
-  const what = exit.kind === "exited"
-    ? `exited with code ${exit.code}`
-    : `killed by ${exit.signal}${exit.coreDumped ? " (core dumped)" : ""}`;
-  if (!exit.stderr || exit.stderr.length === 0) return what;
-  // The line that names the error (Deno prints "error: ..." first), else
-  // the last lines.
-  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
-  const lines = new TextDecoder().decode(exit.stderr).replace(ansi, "")
-    .trimEnd().split("\n");
-  const error = lines.find((l) => /^error/i.test(l));
-  return `${what}; stderr: ${error ?? lines.slice(-3).join(" | ")}`;
-}
-
-/** A message the worker sent on its own (cookie 0). */
-export class IpcPipeMessageEvent extends Event {
-  /** The message; dispose it to close descriptors not taken. */
-  readonly message: IpcMessage;
-
-  /**
-   * Builds the event.
-   *
-   * @param message The message.
-   */
-  constructor(message: IpcMessage) {
-    super("recv");
-    this.message = message;
-  }
-}
-
-/** The worker went away; every call fails from now on. */
-export class IpcPipeDisconnectEvent extends Event {
-  /** How the worker process ended, if known. */
-  readonly exit: ProcessExit | null;
-
-  /**
-   * Builds the event.
-   *
-   * @param exit The exit report, or null.
-   */
-  constructor(exit: ProcessExit | null) {
-    super("disconnect");
-    this.exit = exit;
-  }
-}
-
-/** The worker sent a malformed message; it was dropped, delivery goes on. */
-export class IpcPipeErrorEvent extends Event {
-  /** What was wrong with it. */
-  readonly error: IpcProtocolError;
-
-  /**
-   * Builds the event.
-   *
-   * @param error What was wrong.
-   */
-  constructor(error: IpcProtocolError) {
-    super("error");
-    this.error = error;
-  }
-}
-
-/** The events of {@linkcode IpcPipeUnixSocket}. */
-export interface IpcPipeEventMap {
-  /** A malformed message was dropped. */
-  error: IpcPipeErrorEvent;
-  /** A message the worker sent on its own (an event), in arrival order. */
-  recv: IpcPipeMessageEvent;
-  /** The worker is gone. */
-  disconnect: IpcPipeDisconnectEvent;
-}
 
 /** Options of {@linkcode IpcPipeUnixSocket}. */
 export interface IpcPipeOptions {
@@ -193,17 +87,10 @@ export interface IpcCallOptions {
   signal?: AbortSignal;
 }
 
-interface Pending {
-  cmd: number;
-  resolve(msg: IpcMessage): void;
-  reject(e: Error): void;
-  timer?: ReturnType<typeof setTimeout>;
-  onAbort?: () => void;
-  signal?: AbortSignal;
-}
+type Received = ReceivedMessage | ReceivedError;
 
-// One receive buffer per thread: a thread is in at most one sendSync().
-const shared: { rx?: MsgBuffers; pfd?: PollFds } = {};
+/** Grace before each escalation when closing, ms (see close()). */
+const DEFAULT_CLOSE_GRACE = 1000;
 
 /**
  * A worker program in a child process, and the socket to it. The worker
@@ -241,21 +128,17 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   implements AsyncDisposable {
   readonly #sock: IpcUnixSocket;
   readonly #process: Process | null;
+  readonly #pidfd: OwnedFd | null;
   readonly #receiver: Receiver;
   readonly #id: number;
   readonly #timeout: number;
   readonly #spin: number;
-  readonly #pending = new Map<number, Pending>();
-  readonly #pidfd: OwnedFd | null;
-  // Arrival-ordered dispatch: items by sequence number, null for a reply
-  // sendSync() already took.
-  readonly #held = new Map<number, ReceivedMessage | ReceivedError | null>();
-  #expect = 0;
-  #flushing = false;
+  readonly #pending = new PendingCalls();
+  readonly #delivery = new OrderedDelivery<Received>((item) =>
+    this.#deliver(item)
+  );
+  readonly #life: PipeLife;
   #nextCookie = 1;
-  #state: "open" | "gone" | "closing" | "closed" = "open";
-  #exit: ProcessExit | null = null;
-  #exitLooked?: Promise<void>; // settles once markGone() looked for #exit
   #lateReplies = 0;
   #closed?: Promise<void>;
 
@@ -284,41 +167,36 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       this.#sock = path;
       this.#process = null;
       this.#pidfd = null;
-      this.#receiver = Receiver.acquire();
-      this.#id = this.#register();
-      return;
+    } else {
+      const sock = new IpcUnixSocket();
+      const peer = sock.create();
+      try {
+        this.#process = Process.spawn(path, {
+          args: [...(options.args ?? []), String(peer.fd)],
+          env: options.env,
+          clearEnv: options.clearEnv,
+          keepFds: [peer],
+          isolate: options.isolate,
+          allowUnisolated: options.allowUnisolated,
+          stdout: options.stdout,
+          stderr: options.stderr ?? "capture",
+          logFile: options.logFile,
+        });
+      } catch (e) {
+        sock.close();
+        throw e;
+      } finally {
+        peer.close();
+      }
+      this.#sock = sock;
+      this.#pidfd = this.#process.dupPidfd();
     }
-    const sock = new IpcUnixSocket();
-    const peer = sock.create();
-    try {
-      this.#process = Process.spawn(path, {
-        args: [...(options.args ?? []), String(peer.fd)],
-        env: options.env,
-        clearEnv: options.clearEnv,
-        keepFds: [peer],
-        isolate: options.isolate,
-        allowUnisolated: options.allowUnisolated,
-        stdout: options.stdout,
-        stderr: options.stderr ?? "capture",
-        logFile: options.logFile,
-      });
-    } catch (e) {
-      sock.close();
-      throw e;
-    } finally {
-      peer.close();
-    }
-    this.#sock = sock;
-    this.#pidfd = this.#process.dupPidfd();
+    this.#life = new PipeLife(this.#process);
     this.#receiver = Receiver.acquire();
-    this.#id = this.#register();
-  }
-
-  #register(): number {
-    return this.#receiver.add(this.#sock.fd, this.#pidfd?.fd ?? -1, {
+    this.#id = this.#receiver.add(this.#sock.fd, this.#pidfd?.fd ?? -1, {
       onReceived: (item) => {
-        this.#held.set(item.seq, item);
-        this.#flush();
+        this.#delivery.hold(item.seq, item);
+        this.#delivery.flush();
       },
       onHangup: () => this.#markGone(),
     });
@@ -338,10 +216,6 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     return this.#process;
   }
 
-  #exitStatus(): ProcessExit | null {
-    return this.#exit ?? this.#process?.exitStatus ?? null;
-  }
-
   /** Replies that came after their call had timed out (then discarded). */
   get lateReplies(): number {
     return this.#lateReplies;
@@ -349,25 +223,13 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
 
   /** Whether calls can still be made. */
   get connected(): boolean {
-    return this.#state === "open";
+    return this.#life.state === "open";
   }
 
   #cookie(): number {
     const c = this.#nextCookie;
     this.#nextCookie = c === 0xffffffff ? 1 : c + 1;
     return c;
-  }
-
-  #checkOpen(action: string): void {
-    if (this.#state === "gone") {
-      throw new IpcPeerGoneError(
-        action,
-        this.#exitStatus(),
-      );
-    }
-    if (this.#state !== "open") {
-      throw new IpcClosedError(`${action}: the pipe is closed`);
-    }
   }
 
   #send(init: IpcMessageInit, cookie: number, action: string): void {
@@ -380,10 +242,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     } catch (e) {
       if (e instanceof IpcClosedError) {
         this.#markGone();
-        throw new IpcPeerGoneError(
-          action,
-          this.#exitStatus(),
-        );
+        throw new IpcPeerGoneError(action, this.#life.exit);
       }
       throw e;
     }
@@ -401,10 +260,10 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * @throws {IpcRemoteError} The worker's handler threw.
    */
   sendSync(msg: IpcMessageInit, options: IpcCallOptions = {}): IpcMessage {
-    const action = `Cannot call ${msg.cmd ?? 0}`;
+    const cmd = msg.cmd ?? 0;
+    const action = `Cannot call ${cmd}`;
     // A caller that blocks anyway waits (briefly) for the exit report.
-    if (this.#state === "gone") throw this.#goneSync(action);
-    this.#checkOpen(action);
+    this.#life.checkSync(action);
     const timeout = checkTimeout(options.timeout, this.#timeout);
     const cookie = this.#cookie();
     const receiver = this.#receiver;
@@ -414,78 +273,35 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     let peerExited = false;
     try {
       this.#send(msg, cookie, action);
-      const reply = this.#readReply(cookie, timeout, action);
-      if (reply !== null) return reply;
+      const reply = readReply({
+        fd: this.#sock.fd,
+        pidfd: this.#pidfd?.fd ?? -1,
+        id: this.#id,
+        cookie,
+        deadline: performance.now() + timeout,
+        timeout,
+        spin: this.#spin,
+        action,
+        nextSeq: () => receiver.nextSeq(this.#id),
+        keep: (item) => this.#delivery.hold(item.seq, item),
+      });
+      if (reply !== null) {
+        this.#delivery.hold(reply.seq, null);
+        return this.#toReply(reply, cmd);
+      }
       peerExited = true;
     } catch (e) {
       // The send met the hang-up before the exit was reaped: wait below.
       if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
     } finally {
       peerExited = receiver.give(this.#id) || peerExited;
-      if (this.#held.has(this.#expect)) setTimeout(() => this.#flush(), 0);
+      // What was read meanwhile is delivered from the event loop, never
+      // inside this call.
+      if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
     }
-    const exit = this.#process?.waitSync(100) ?? null;
+    const error = this.#life.goneSync(action);
     this.#markGone();
-    throw new IpcPeerGoneError(action, exit);
-  }
-
-  #goneSync(action: string): IpcPeerGoneError {
-    return new IpcPeerGoneError(
-      action,
-      this.#exitStatus() ?? this.#process?.waitSync(100) ?? null,
-    );
-  }
-
-  /** Reads until the reply to `cookie`; null when the peer is gone. */
-  #readReply(
-    cookie: number,
-    timeout: number,
-    action: string,
-  ): IpcMessage | null {
-    const rx = shared.rx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
-    const pfd = shared.pfd ??= new PollFds(2);
-    const fd = this.#sock.fd;
-    const deadline = performance.now() + timeout;
-    let exited = false;
-    let spinUntil = 0;
-    const spin = this.#spin;
-    for (;;) {
-      const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
-      if (n === -E.EINTR) continue;
-      if (n === -E.EAGAIN) {
-        if (exited) return null; // drained what the peer sent before dying
-        if (spinUntil === 0) spinUntil = performance.now() + spin / 1000;
-        if (performance.now() < spinUntil) continue; // see IpcPipeOptions.spin
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) {
-          throw new IpcTimeoutError(
-            `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
-            timeout,
-          );
-        }
-        pfd.set(0, fd, POLL.POLLIN);
-        pfd.set(1, this.#pidfd?.fd ?? -1, POLL.POLLIN);
-        pfd.poll(remaining === Infinity ? -1 : Math.ceil(remaining));
-        if (pfd.revents(1) !== 0) exited = true;
-        continue;
-      }
-      if (n < 0 || isEndOfStream(rx, n, fd)) return null;
-      const item = decodeItem(
-        rx,
-        n,
-        this.#id,
-        0,
-        this.#receiver.nextSeq(this.#id),
-        1 << 30,
-      );
-      if (item.type === "msg" && item.cookie === cookie) {
-        this.#held.set(item.seq, null);
-        return this.#toReply(item);
-      }
-      // An event, another call's reply or a bad frame: dispatched later,
-      // in order.
-      this.#held.set(item.seq, item);
-    }
+    throw error;
   }
 
   /**
@@ -499,48 +315,32 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * @throws {IpcRemoteError} The worker's handler threw.
    */
   call(msg: IpcMessageInit, options: IpcCallOptions = {}): Promise<IpcMessage> {
-    const action = `Cannot call ${msg.cmd ?? 0}`;
-    if (this.#state === "gone" && this.#exitStatus() === null) {
-      // Fail with the exit report, as the pending calls do.
-      return this.#exitLooked!.then(() => {
-        throw new IpcPeerGoneError(action, this.#exitStatus());
-      });
-    }
+    const cmd = msg.cmd ?? 0;
+    const action = `Cannot call ${cmd}`;
+    // Fail with the exit report, as the pending calls do.
+    const gone = this.#life.goneLater(action);
+    if (gone !== null) return gone;
     try {
-      this.#checkOpen(action);
+      this.#life.check(action);
       options.signal?.throwIfAborted();
       const timeout = checkTimeout(options.timeout, this.#timeout);
       const cookie = this.#cookie();
-      const p = Promise.withResolvers<IpcMessage>();
-      const pending: Pending = {
-        cmd: msg.cmd ?? 0,
-        resolve: p.resolve,
-        reject: p.reject,
+      const reply = this.#pending.add(cookie, cmd, {
+        timeout,
         signal: options.signal,
-      };
-      this.#pending.set(cookie, pending);
-      if (timeout !== Infinity) {
-        pending.timer = setTimeout(() => {
-          this.#settle(cookie)?.reject(
-            new IpcTimeoutError(
-              `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
-              timeout,
-            ),
-          );
-        }, timeout);
-      }
-      if (options.signal) {
-        pending.onAbort = () =>
-          this.#settle(cookie)?.reject(options.signal!.reason);
-        options.signal.addEventListener("abort", pending.onAbort);
-      }
+        onTimeout: () =>
+          new IpcTimeoutError(
+            `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
+            timeout,
+          ),
+      });
       try {
         this.#send(msg, cookie, action);
       } catch (e) {
-        this.#settle(cookie);
+        this.#pending.take(cookie);
         throw e;
       }
-      return p.promise;
+      return reply;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -556,106 +356,58 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    */
   sendAsync(msg: IpcMessageInit): void {
     const action = `Cannot send ${msg.cmd ?? 0}`;
-    this.#checkOpen(action);
+    this.#life.check(action);
     this.#send(msg, 0, action);
   }
 
-  #settle(cookie: number): Pending | undefined {
-    const p = this.#pending.get(cookie);
-    if (!p) return undefined;
-    this.#pending.delete(cookie);
-    clearTimeout(p.timer);
-    if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
-    return p;
-  }
-
-  #toReply(m: ReceivedMessage): IpcMessage {
+  /** The reply to a call of `cmd`, or the worker's error as a throw. */
+  #toReply(m: ReceivedMessage, cmd: number): IpcMessage {
     const fds = m.fds.map((fd) => new OwnedFd(fd));
     const data = new Uint8Array(m.buffer);
     if (m.cmd === IPC_ERROR_CMD) {
       for (const fd of fds) fd.close();
-      throw new IpcRemoteError(
-        m.cmd,
-        new TextDecoder().decode(data),
-      );
+      const { code, text } = decodeErrorReply(data);
+      throw new IpcRemoteError(cmd, code, text);
     }
     return new IpcMessage({ cmd: m.cmd, data, fds }, m.cookie);
   }
 
-  // Dispatches held items in sequence order; never inside sendSync().
-  #flush(): void {
-    if (this.#flushing) return;
-    this.#flushing = true;
-    try {
-      while (this.#held.has(this.#expect)) {
-        const item = this.#held.get(this.#expect)!;
-        this.#held.delete(this.#expect);
-        this.#expect++;
-        if (item !== null) this.#deliver(item);
-      }
-    } finally {
-      this.#flushing = false;
-    }
-  }
-
-  #deliver(item: ReceivedMessage | ReceivedError): void {
+  #deliver(item: Received): void {
     if (item.type === "error") {
       this.dispatchEvent(
         new IpcPipeErrorEvent(new IpcProtocolError(item.reason, item.detail)),
       );
       return;
     }
-    const m = item;
-    if (m.cookie === 0) {
+    if (item.cookie === 0) {
       const msg = new IpcMessage({
-        cmd: m.cmd,
-        data: new Uint8Array(m.buffer),
-        fds: m.fds.map((fd) => new OwnedFd(fd)),
+        cmd: item.cmd,
+        data: new Uint8Array(item.buffer),
+        fds: item.fds.map((fd) => new OwnedFd(fd)),
       });
       this.dispatchEvent(new IpcPipeMessageEvent(msg));
       return;
     }
-    const p = this.#settle(m.cookie);
-    if (!p) {
+    const call = this.#pending.take(item.cookie);
+    if (!call) {
       // A reply after its call timed out (or was aborted): drop it.
       this.#lateReplies++;
-      for (const fd of m.fds) closeFd(fd);
+      for (const fd of item.fds) closeFd(fd);
       return;
     }
     try {
-      p.resolve(this.#toReply(m));
+      call.resolve(this.#toReply(item, call.cmd));
     } catch (e) {
-      p.reject(e as Error);
+      call.reject(e as Error);
     }
   }
 
   #markGone(): void {
-    if (this.#state !== "open") return;
-    this.#state = "gone";
-    const fail = () => {
-      const pending = [...this.#pending.keys()];
-      for (const cookie of pending) {
-        this.#settle(cookie)?.reject(
-          new IpcPeerGoneError(
-            `Cannot call ${this.#pending.get(cookie)?.cmd ?? ""}`.trim(),
-            this.#exit,
-          ),
-        );
-      }
-      this.dispatchEvent(new IpcPipeDisconnectEvent(this.#exit));
-    };
-    // The exit report usually follows the hang-up within a millisecond;
-    // wait for it briefly so the errors carry it.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    this.#exitLooked = Promise.race([
-      this.#process?.exited ?? null,
-      new Promise<null>((r) => timer = setTimeout(() => r(null), 50)),
-    ]).then((exit) => {
-      clearTimeout(timer);
-      // If the event loop was blocked past the timer, the child may well
-      // have ended meanwhile: look once more (non-blocking).
-      this.#exit = exit ?? this.#process?.waitSync(0) ?? null;
-      fail();
+    this.#life.markGone((exit) => {
+      this.#pending.failAll((call) =>
+        new IpcPeerGoneError(`Cannot call ${call.cmd}`, exit)
+      );
+      this.dispatchEvent(new IpcPipeDisconnectEvent(exit));
     });
   }
 
@@ -667,34 +419,19 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * @param options `grace` in ms (default 1000) before each escalation.
    */
   close(options: { grace?: number } = {}): Promise<void> {
-    const grace = checkTimeout(options.grace, 1000);
+    const grace = checkTimeout(options.grace, DEFAULT_CLOSE_GRACE);
     this.#closed ??= (async () => {
-      this.#state = "closing";
+      this.#life.closing();
       this.#receiver.remove(this.#id);
       this.#sock.close();
       this.#pidfd?.close();
-      for (const item of this.#held.values()) {
-        if (item?.type === "msg") { for (const fd of item.fds) closeFd(fd); }
-      }
-      this.#held.clear();
-      for (const cookie of [...this.#pending.keys()]) {
-        this.#settle(cookie)?.reject(
-          new IpcClosedError("Cannot call: the pipe was closed"),
-        );
-      }
-      // The worker's loop ends at the hang-up: let it exit on its own
-      // first, then SIGTERM, then SIGKILL.
-      const process = this.#process;
-      if (process !== null) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const exited = await Promise.race([
-          process.exited,
-          new Promise<null>((r) => timer = setTimeout(() => r(null), grace)),
-        ]);
-        clearTimeout(timer);
-        if (exited === null) await process.terminate({ grace });
-      }
-      this.#state = "closed";
+      this.#delivery.clear((item) => {
+        if (item.type === "msg") { for (const fd of item.fds) closeFd(fd); }
+      });
+      this.#pending.failAll((call) =>
+        new IpcClosedError(`Cannot call ${call.cmd}: the pipe was closed`)
+      );
+      await this.#life.end(grace);
     })();
     return this.#closed;
   }

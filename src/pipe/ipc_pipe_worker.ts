@@ -11,12 +11,14 @@ import {
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
+import { encodeErrorReply } from "./ipc_call_error.ts";
 import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 
 /**
  * Answers a call: returns (or resolves to) the reply. A throw becomes an
- * {@linkcode IpcRemoteError} in the caller. {@linkcode OwnedFd}s in the
+ * {@linkcode IpcRemoteError} in the caller, with the code of an
+ * {@linkcode IpcCallError} (0 for any other error). {@linkcode OwnedFd}s in the
  * reply are closed once it is sent (the caller has its own copies); plain
  * descriptor numbers are left alone.
  */
@@ -199,8 +201,7 @@ export class IpcPipeWorker implements Disposable {
   }
 
   #replyError(cookie: number, e: unknown): void {
-    const text = e instanceof Error ? e.message : String(e);
-    this.#reply(IPC_ERROR_CMD, cookie, new TextEncoder().encode(text), []);
+    this.#reply(IPC_ERROR_CMD, cookie, encodeErrorReply(e), []);
   }
 
   #reply(
