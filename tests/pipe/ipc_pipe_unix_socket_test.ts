@@ -3,7 +3,6 @@ import {
   assertEquals,
   assertGreaterOrEqual,
   assertInstanceOf,
-  assertLess,
   assertRejects,
   assertThrows,
 } from "@std/assert";
@@ -174,14 +173,11 @@ Deno.test("`IpcPipeUnixSocket.sendSync()` to four streaming workers back to back
       );
       for (const p of pipes) p.sendAsync({ cmd: 6, data: u32(2) });
       await new Promise((r) => setTimeout(r, 100)); // cameras streaming
-      const t0 = performance.now();
+      // Four 20 ms services; a lost reply would be an IpcTimeoutError.
       for (const p of pipes) {
         using r = p.sendSync({ cmd: 2, data: u32(20) }); // "stop": 20 ms
         assertEquals(r.cmd, 2);
       }
-      const total = performance.now() - t0;
-      // Four 20 ms services; a single timeout would be 2000 ms.
-      assertLess(total, 2000, `stopping took ${total} ms`);
       await new Promise((r) => setTimeout(r, 20));
       assert(events.every((n) => n > 0), `events ${events}`);
     } finally {
@@ -195,23 +191,22 @@ Deno.test("`IpcPipeUnixSocket.sendSync()` to a worker that never answers times o
     const pipes = [0, 1, 2, 3].map(() => startPipe());
     try {
       pids.push(...pipes.map((p) => p.process.pid!));
-      const took: number[] = [];
       for (const [i, p] of pipes.entries()) {
-        const t0 = performance.now();
         if (i === 1) {
+          const t0 = performance.now();
           const e = assertThrows(
             () => p.sendSync({ cmd: 3 }, { timeout: 300 }),
             IpcTimeoutError,
           );
           assertEquals(e.timeout, 300);
           assert(e.message.includes("cookie"), e.message);
+          // Not before its deadline.
+          assertGreaterOrEqual(performance.now() - t0, 299);
         } else {
+          // Unaffected by the other's timeout: a reply, not a timeout.
           p.sendSync({ cmd: 1 }, { timeout: 5000 })[Symbol.dispose]();
         }
-        took.push(performance.now() - t0);
       }
-      assertGreaterOrEqual(took[1], 299);
-      for (const i of [0, 2, 3]) assertLess(took[i], 300, `pipe ${i}: ${took}`);
     } finally {
       await Promise.all(pipes.map((p) => p.close({ grace: 200 })));
     }
@@ -227,13 +222,13 @@ Deno.test("`IpcPipeUnixSocket` fails pending sync and Promise calls at once with
     pipe.sendAsync({ cmd: 10, data: u32(50) }); // SIGKILL itself in 50 ms
     const pending = pipe.call({ cmd: 3 }, { timeout: 10_000 });
     pending.catch(() => {}); // checked below
-    const t0 = performance.now();
+    // Noticed by the death (IpcPeerGoneError), not by the deadline
+    // (that would be IpcTimeoutError).
     const e = assertThrows(
       () => pipe.sendSync({ cmd: 3 }, { timeout: 10_000 }),
       IpcPeerGoneError,
+      "Cannot call 3: the worker is gone (killed by SIGKILL",
     );
-    const syncTook = performance.now() - t0;
-    assertLess(syncTook, 1000, "noticed by timeout, not by death");
     assertEquals(e.exit?.kind, "signaled");
     assert(e.exit?.kind === "signaled" && e.exit.signal === "SIGKILL");
     const pe = await within(
@@ -242,6 +237,7 @@ Deno.test("`IpcPipeUnixSocket` fails pending sync and Promise calls at once with
       "pending Promise call",
     );
     assertEquals((pe as IpcPeerGoneError).exit?.kind, "signaled");
+    assert(pe.message.startsWith("Cannot call 3: the worker is gone"));
     assertEquals(pipe.connected, false);
     assertThrows(() => pipe.sendSync({ cmd: 1 }), IpcPeerGoneError);
     await assertRejects(() => pipe.call({ cmd: 1 }), IpcPeerGoneError);
@@ -290,9 +286,26 @@ Deno.test("`IpcPipeUnixSocket` turns a throwing handler into IpcRemoteError; the
     await using pipe = startPipe();
     pids.push(pipe.process.pid!);
     const e = assertThrows(() => pipe.sendSync({ cmd: 7 }), IpcRemoteError);
-    assert(e.message.includes("handler failed on purpose"));
-    await assertRejects(() => pipe.call({ cmd: 7 }), IpcRemoteError);
+    assertEquals([e.cmd, e.code], [7, 0]);
+    assertEquals(e.remoteMessage, "handler failed on purpose");
+    assertEquals(
+      e.message,
+      "Call 7 failed in the worker: handler failed on purpose",
+    );
+    const p = await assertRejects(() => pipe.call({ cmd: 7 }), IpcRemoteError);
+    assertEquals(p.cmd, 7);
     pipe.sendSync({ cmd: 1 })[Symbol.dispose]();
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket` carries a handler's IpcCallError code to IpcRemoteError.code", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const e = assertThrows(() => pipe.sendSync({ cmd: 11 }), IpcRemoteError);
+    assertEquals([e.cmd, e.code, e.remoteMessage], [11, 42, "coded failure"]);
+    const p = await assertRejects(() => pipe.call({ cmd: 11 }), IpcRemoteError);
+    assertEquals([p.cmd, p.code, p.remoteMessage], [11, 42, "coded failure"]);
   });
 });
 
@@ -345,10 +358,4 @@ Deno.test("`IpcPipeUnixSocket`: 64 pipes at once, 1000 interleaved sync and Prom
       await Promise.all(pipes.map((p) => p.close()));
     }
   });
-});
-
-Deno.test("IpcMessage refuses commands and cookies outside u32", () => {
-  assertThrows(() => new IpcMessage({ cmd: 2 ** 32 }), RangeError);
-  assertThrows(() => new IpcMessage({}, -1), RangeError);
-  assertInstanceOf(new IpcMessage(), IpcMessage);
 });

@@ -1,0 +1,113 @@
+import { assertEquals } from "@std/assert";
+import { IpcUnixSocket, Process } from "../../mod.ts";
+import { encodeMessage } from "../../src/pipe/ipc_message.ts";
+import { Receiver } from "../../src/pipe/_receiver.ts";
+import type {
+  ReceivedError,
+  ReceivedMessage,
+} from "../../src/pipe/_receiver_shared.ts";
+import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+
+const RECEIVER =
+  new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
+
+type Item = ReceivedMessage | ReceivedError;
+
+/** A socket watched by the receiver, and what the receiver reports. */
+function watched(pidfd = -1) {
+  const mine = new IpcUnixSocket();
+  const peer = new IpcUnixSocket();
+  peer.bind(mine.create());
+  const items: Item[] = [];
+  const hangup = Promise.withResolvers<"socket" | "process">();
+  let arrived = Promise.withResolvers<void>();
+  const receiver = Receiver.acquire();
+  const id = receiver.add(mine.fd, pidfd, {
+    onReceived(item) {
+      items.push(item);
+      arrived.resolve();
+    },
+    onHangup: hangup.resolve,
+  });
+  return {
+    mine,
+    peer,
+    items,
+    receiver,
+    id,
+    hangup: hangup.promise,
+    /** Waits until `n` items have arrived. */
+    async until(n: number) {
+      while (items.length < n) {
+        await within(arrived.promise, 5000, `${n} items`);
+        arrived = Promise.withResolvers<void>();
+      }
+    },
+    close() {
+      receiver.remove(id);
+      mine.close();
+      peer.close();
+    },
+  };
+}
+
+const send = (s: IpcUnixSocket, cmd: number) =>
+  s.send(encodeMessage(cmd, 0, new Uint8Array([cmd]), []));
+
+Deno.test("`Receiver` posts each message of a watched socket with the next sequence number", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    const w = watched();
+    for (const cmd of [1, 2, 3]) send(w.peer, cmd);
+    await w.until(3);
+    assertEquals(w.items.map((i) => i.seq), [0, 1, 2]);
+    assertEquals(
+      w.items.map((i) => i.type === "msg" && i.cmd),
+      [1, 2, 3],
+    );
+    w.close();
+  });
+});
+
+Deno.test("`Receiver.take()` stops it reading a socket until give(); sequence numbers stay shared", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    const w = watched();
+    w.receiver.take(w.id);
+    send(w.peer, 1);
+    await new Promise((r) => setTimeout(r, 50)); // time for a wrong read
+    assertEquals(w.items.length, 0);
+    // The holder reads it and takes number 0 itself.
+    using m = w.mine.receive({ timeout: 1000 });
+    assertEquals(m.data[8], 1);
+    assertEquals(w.receiver.nextSeq(w.id), 0);
+    send(w.peer, 2);
+    assertEquals(w.receiver.give(w.id), false);
+    await w.until(1);
+    assertEquals(w.items[0].seq, 1);
+    w.close();
+  });
+});
+
+Deno.test("`Receiver` reports the hang-up after posting what the peer sent before it", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    const w = watched();
+    send(w.peer, 1);
+    w.peer.close();
+    assertEquals(await within(w.hangup, 5000, "hang-up"), "socket");
+    assertEquals(w.items.length, 1);
+    w.close();
+  });
+});
+
+Deno.test("`Receiver` reports the end of the peer's process by its pidfd", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    await using child = Process.spawn("/bin/true");
+    using pidfd = child.dupPidfd();
+    const w = watched(pidfd.fd);
+    assertEquals(await within(w.hangup, 5000, "exit"), "process");
+    w.close();
+  });
+});
