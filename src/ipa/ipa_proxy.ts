@@ -14,6 +14,7 @@ import { close as closeFd } from "../../ffi/unistd.ts";
 import { IpcRemoteError } from "../pipe/pipe_errors.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import { settleWithin } from "../common/_timeout.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
   IpaEventPayload,
@@ -507,12 +508,7 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       pipe,
       "thread",
       async () => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          done.promise,
-          new Promise((r) => timer = setTimeout(r, 2000)),
-        ]);
-        clearTimeout(timer);
+        await settleWithin(done.promise, 2000);
         // A Worker that did not finish in time (an IPA stuck in a loop) is
         // terminated, and its socket end, which it never closed, closed.
         end();

@@ -45,6 +45,7 @@ import { close as closeFd, F, fcntl, read } from "../../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
+import { settleWithin } from "../common/_timeout.ts";
 
 export type { SignalName } from "../../ffi/signal.ts";
 
@@ -1135,16 +1136,8 @@ export class Process extends TypedEventTarget<ProcessEventMap>
     }
     if (this.#status !== null) return this.#status;
     this.kill("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<null>((resolve) => {
-      timer = setTimeout(() => resolve(null), grace);
-    });
-    try {
-      const done = await Promise.race([this.#exited.promise, late]);
-      if (done !== null) return done;
-    } finally {
-      clearTimeout(timer);
-    }
+    const done = await settleWithin(this.#exited.promise, grace);
+    if (done !== null) return done;
     this.kill("SIGKILL");
     return await this.#exited.promise;
   }

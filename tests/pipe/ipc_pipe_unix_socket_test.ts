@@ -2,13 +2,11 @@ import {
   assert,
   assertEquals,
   assertGreaterOrEqual,
-  assertInstanceOf,
   assertRejects,
   assertThrows,
 } from "@std/assert";
 import {
   createMemfd,
-  IpcMessage,
   IpcPeerGoneError,
   IpcPipeUnixSocket,
   IpcRemoteError,
@@ -231,12 +229,12 @@ Deno.test("`IpcPipeUnixSocket` fails pending sync and Promise calls at once with
     );
     assertEquals(e.exit?.kind, "signaled");
     assert(e.exit?.kind === "signaled" && e.exit.signal === "SIGKILL");
-    const pe = await within(
+    const pe: IpcPeerGoneError = await within(
       assertRejects(() => pending, IpcPeerGoneError),
-      1000,
+      5000,
       "pending Promise call",
     );
-    assertEquals((pe as IpcPeerGoneError).exit?.kind, "signaled");
+    assertEquals(pe.exit?.kind, "signaled");
     assert(pe.message.startsWith("Cannot call 3: the worker is gone"));
     assertEquals(pipe.connected, false);
     assertThrows(() => pipe.sendSync({ cmd: 1 }), IpcPeerGoneError);

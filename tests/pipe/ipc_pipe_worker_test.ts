@@ -1,13 +1,14 @@
-import { assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import {
   createMemfd,
   IPC_ERROR_CMD,
   IpcCallError,
+  IpcClosedError,
   type IpcPayload,
   IpcPipeWorker,
   IpcTimeoutError,
   IpcUnixSocket,
-  OwnedFd,
+  type OwnedFd,
   readFd,
 } from "../../mod.ts";
 import { encodeMessage } from "../../src/pipe/ipc_message.ts";
@@ -150,9 +151,7 @@ Deno.test("`IpcPipeWorker.emit()` sends an event with cookie 0; after the parent
     using r = await next(parent);
     assertEquals([u32At(r.data, 0), u32At(r.data, 4)], [9, 0]);
     parent.close();
-    await assertRejects(async () => {
-      for (let i = 0; i < 1000; i++) worker.emit({ cmd: 9 });
-    });
+    assertThrows(() => worker.emit({ cmd: 9 }), IpcClosedError);
     worker.close();
   });
 });
