@@ -348,6 +348,7 @@ export const IPA_RESERVED_NAMES: Readonly<{
     "dispatchEvent",
     "interface",
     "pid",
+    "connectModule",
     "then",
     "constructor",
   ]),
