@@ -21,6 +21,14 @@ import {
 /**
  * Control ids used in {@linkcode CameraIpa} control lists (a small subset
  * of libcamera's controls, with values of the same meaning).
+ *
+ * @example
+ * ```ts
+ * import { CameraControls } from "@isola/isola";
+ *
+ * const controls = new Map([[CameraControls.ExposureTime, 10_000]]);
+ * console.log(controls.get(CameraControls.ExposureTime)); // 10000
+ * ```
  */
 export const CameraControls: Readonly<{
   ExposureTime: 1;

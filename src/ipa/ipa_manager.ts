@@ -22,9 +22,30 @@ import { type IpaInterface, isIpaInterface } from "./ipa_schema.ts";
 import { checkManagerOptions, describeValue } from "./_ipa_options.ts";
 import type { ProcessIsolation } from "../process/process.ts";
 
-/** Environment variable: extra module directories, `:`-separated. */
+/**
+ * Environment variable: extra module directories, `:`-separated, searched
+ * after `modulePath`.
+ *
+ * @example
+ * ```ts
+ * import { IPA_MODULE_PATH_ENV, IpaManager } from "@isola/isola";
+ *
+ * Deno.env.set(IPA_MODULE_PATH_ENV, "/opt/ipa:/usr/lib/ipa");
+ * console.log(new IpaManager().modulePath); // [ "/opt/ipa", "/usr/lib/ipa" ]
+ * Deno.env.delete(IPA_MODULE_PATH_ENV);
+ * ```
+ */
 export const IPA_MODULE_PATH_ENV = "ISOLA_IPA_MODULE_PATH";
-/** Environment variable: any non-empty value isolates every module. */
+/**
+ * Environment variable: any non-empty value isolates every module.
+ *
+ * @example
+ * ```ts
+ * import { IPA_FORCE_ISOLATION_ENV } from "@isola/isola";
+ *
+ * console.log(IPA_FORCE_ISOLATION_ENV); // "ISOLA_IPA_FORCE_ISOLATION"
+ * ```
+ */
 export const IPA_FORCE_ISOLATION_ENV = "ISOLA_IPA_FORCE_ISOLATION";
 
 const MODULE_EXTENSIONS = [".ts", ".js", ".mjs", ".mts"];

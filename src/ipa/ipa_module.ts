@@ -120,7 +120,19 @@ export function checkIpaModule(ns: unknown, where: string): IpaModule {
 /** Bytes of an Ed25519 signature (RFC 8032, section 5.1.6). */
 const ED25519_SIGNATURE_BYTES = 64;
 
-/** Where a module's detached signature lives. */
+/**
+ * Where a module's detached signature lives.
+ *
+ * @param modulePath The module's path.
+ * @returns The signature's path: the module's, plus `.sign`.
+ *
+ * @example
+ * ```ts
+ * import { signaturePath } from "@isola/isola";
+ *
+ * console.log(signaturePath("ipa/awb.ts")); // "ipa/awb.ts.sign"
+ * ```
+ */
 export function signaturePath(modulePath: string): string {
   return `${modulePath}.sign`;
 }

@@ -117,6 +117,13 @@ function workerReadPaths(
 /**
  * The variables an isolated IPA worker inherits from the parent, when set:
  * what `deno` needs to find its module cache and behave; nothing else.
+ *
+ * @example
+ * ```ts
+ * import { IPA_WORKER_ENV } from "@isola/isola";
+ *
+ * console.log(IPA_WORKER_ENV.includes("DENO_DIR")); // true
+ * ```
  */
 export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "PATH",
@@ -146,7 +153,27 @@ function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
   return { ...env, ...extra };
 }
 
-/** The module serves another pipeline than the one asked for. */
+/**
+ * The module serves another pipeline than the one asked for (the
+ * `pipelineName` option of `create()`).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CameraIpa,
+ *   IpaPipelineMismatchError,
+ *   IpaProxyThread,
+ * } from "@isola/isola";
+ *
+ * try {
+ *   await IpaProxyThread.create(CameraIpa, "./examples/ipa/open_ae_awb.ts", {
+ *     pipelineName: "vendor",
+ *   });
+ * } catch (e) {
+ *   console.log((e as IpaPipelineMismatchError).pipelineName); // "simple"
+ * }
+ * ```
+ */
 export class IpaPipelineMismatchError extends Error {
   /** The module. */
   readonly module: string;
@@ -300,6 +327,26 @@ interface ProxyHooks {
  * Events follow one naming scheme across isola: the field is named after
  * what the event carries: `.message` (what the peer sent: here the decoded
  * payload), `.exit` (an exit report), `.error` (an `Error`).
+ *
+ * @example States and typed events
+ * ```ts
+ * import { CameraIpa, IpaProxyThread, IpaStateError } from "@isola/isola";
+ *
+ * await using ipa = await IpaProxyThread.create(
+ *   CameraIpa,
+ *   "./examples/ipa/open_ae_awb.ts",
+ * );
+ * ipa.addEventListener("crash", (e) => console.error("IPA died:", e.error));
+ * ipa.addEventListener("metadataReady", (e) => console.log(e.message.frame));
+ * try {
+ *   ipa.queueRequest({ frame: 1, controls: new Map() });
+ * } catch (e) {
+ *   console.log((e as IpaStateError).state); // "stopped": start() first
+ * }
+ * ipa.start();
+ * console.log(ipa.state); // "running"
+ * ipa.stop();
+ * ```
  */
 export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   extends TypedEventTarget<IpaProxyEventMap<S>>

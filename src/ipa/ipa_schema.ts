@@ -331,6 +331,13 @@ export type IpaInterface<S extends IpaInterfaceSpec = IpaInterfaceSpec> =
  * named `close` would hide {@linkcode IpaProxy.close}; one named `then`
  * would make the proxy look like a Promise), and the events a proxy
  * dispatches itself.
+ *
+ * @example
+ * ```ts
+ * import { IPA_RESERVED_NAMES } from "@isola/isola";
+ *
+ * console.log(IPA_RESERVED_NAMES.events); // [ "crash", "error" ]
+ * ```
  */
 export const IPA_RESERVED_NAMES: Readonly<{
   methods: readonly string[];
@@ -578,6 +585,16 @@ export function defineIpaInterface<const S extends IpaInterfaceSpec>(
 /**
  * Whether `x` is an interface made by {@linkcode defineIpaInterface} (a
  * frozen declaration with its numbered method and event names).
+ *
+ * @param x Anything.
+ * @returns Whether it is a defined interface.
+ *
+ * @example
+ * ```ts
+ * import { CameraIpa, isIpaInterface } from "@isola/isola";
+ *
+ * console.log(isIpaInterface(CameraIpa), isIpaInterface({ name: "camera" })); // true false
+ * ```
  */
 export function isIpaInterface(x: unknown): x is IpaInterface {
   if (!isObject(x) || !Object.isFrozen(x)) return false;

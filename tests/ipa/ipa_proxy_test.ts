@@ -2,7 +2,6 @@
 import {
   assert,
   assertEquals,
-  assertGreater,
   assertRejects,
   assertThrows,
 } from "@std/assert";
@@ -109,16 +108,25 @@ for (const placement of ["thread", "isolated"] as const) {
       let stopped = false;
       let before = 0;
       let after = 0;
-      ipa.on("ticked", () => stopped ? after++ : before++);
+      const flowing = Promise.withResolvers<void>();
+      ipa.on("ticked", () => {
+        if (stopped) after++;
+        else if (++before === 5) flowing.resolve();
+      });
       ipa.tick({ everyMs: 1 });
-      await sleep(50);
+      await within(flowing.promise, 5000, "5 events before stop()");
       ipa.stop(); // the module keeps ticking on purpose
       stopped = true;
       const dropped = ipa.droppedEvents;
-      await sleep(50);
-      assertGreater(before, 5, "events were flowing");
+      // Until the IPA has emitted 5 more, each dropped rather than delivered.
+      await within(
+        (async () => {
+          while (ipa.droppedEvents < dropped + 5) await sleep(5);
+        })(),
+        5000,
+        "5 events after stop()",
+      );
       assertEquals(after, 0, "an event was delivered after stop()");
-      assertGreater(ipa.droppedEvents, dropped, "the IPA kept emitting");
       const e = assertThrows(() => ipa.poke({ n: 1 }), IpaStateError);
       assertEquals(e.state, "stopped");
       assert(e.message.includes("test.poke"), e.message);
