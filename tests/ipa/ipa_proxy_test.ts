@@ -1,10 +1,5 @@
 // One behavioural suite, run against both proxies: they must pass it alike.
-import {
-  assert,
-  assertEquals,
-  assertRejects,
-  assertThrows,
-} from "@std/assert";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   createMemfd,
   defineIpaInterface,
