@@ -1,7 +1,8 @@
 // The Worker an IpaProxyThread runs its module in: adopts the socket end it
 // is posted and serves the IPA module over it, as the isolated worker does.
 //
-// An uncaught error or unhandled rejection in the module kills the Worker.
+// An uncaught error or unhandled rejection in the module kills the Worker, and
+// so does Deno.exit() (silently: the owner gets no `error` event for it).
 // Its owner may be blocked in a sync call, reading the socket, unable to see
 // the Worker's `error` event until the call ends; so before dying the Worker
 // writes why into the shared crash report and shuts its socket end down:
@@ -21,7 +22,7 @@ declare const self: {
   onmessage: ((e: MessageEvent<Start>) => void) | null;
   postMessage(msg: unknown): void;
   addEventListener(
-    type: "error" | "unhandledrejection",
+    type: "error" | "unhandledrejection" | "unload",
     listener: (e: ErrorEvent & PromiseRejectionEvent) => void,
   ): void;
 };
@@ -47,6 +48,12 @@ self.onmessage = async (e) => {
   self.addEventListener("unhandledrejection", (ev) => {
     crash(`Uncaught (in promise) ${describe(ev.reason)}`);
   });
+  let served = false;
+  // Deno.exit() in a Worker ends only the Worker, with `unload`.
+  self.addEventListener("unload", () => {
+    if (!served) crash(`the module called Deno.exit(${Deno.exitCode})`);
+  });
   await serveIpa(new IpcPipeWorker(fd));
+  served = true;
   self.postMessage("done");
 };

@@ -744,10 +744,13 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         },
         cleanup: async () => {
           let timer: ReturnType<typeof setTimeout> | undefined;
-          await Promise.race([
-            done.promise,
-            new Promise((r) => timer = setTimeout(r, 2000)),
-          ]);
+          // A crashed Worker will not finish its loop: do not wait for it.
+          if (readCrashReport(crashReport) === null) {
+            await Promise.race([
+              done.promise,
+              new Promise((r) => timer = setTimeout(r, 2000)),
+            ]);
+          }
           clearTimeout(timer);
           // A Worker that did not finish in time (an IPA stuck in a loop) is
           // terminated, and its socket end, which it never closed, closed.

@@ -242,11 +242,23 @@ Deno.test("IpaProxyIsolated: the worker cannot read files outside its Landlock r
 });
 
 for (const placement of ["thread", "isolated"] as const) {
-  for (const unhandledRejection of [false, true]) {
-    // A process exits on either; a Worker dies of both.
-    if (placement === "isolated" && unhandledRejection) continue;
-    const how = unhandledRejection ? "unhandled rejection" : "uncaught error";
-    Deno.test(`IpaProxy (${placement}): an ${how} while a sync call is pending fails the call with the reason, then the crash event follows`, async () => {
+  const deaths = [
+    { how: "an uncaught error", reason: "test module crashing", crash: {} },
+    {
+      how: "an unhandled rejection",
+      reason: "test module rejecting",
+      crash: { unhandledRejection: true },
+    },
+    {
+      how: "Deno.exit()",
+      reason: "the module called Deno.exit(5)",
+      crash: { exit: true },
+    },
+  ];
+  for (const { how, reason, crash } of deaths) {
+    // The isolated module exits at once whatever it is asked: one case.
+    if (placement === "isolated" && how !== deaths[0].how) continue;
+    Deno.test(`IpaProxy (${placement}): ${how} while a sync call is pending fails the call with the reason, then the crash event follows`, async () => {
       await clean(async () => {
         // The call's deadline is far beyond the sleep: a crash that went
         // unnoticed would let the call return normally or time out.
@@ -258,15 +270,12 @@ for (const placement of ["thread", "isolated"] as const) {
           events.push(e);
           crashed.resolve();
         });
-        ipa.crash({ unhandledRejection }); // dies in its next turn
+        ipa.crash(crash); // dies in its next turn
         const e = assertThrows(
           () => ipa.sleep({ ms: 30_000 }),
           IpcPeerGoneError,
         );
         assert(e.message.includes("test.sleep"), e.message);
-        const reason = unhandledRejection
-          ? "test module rejecting"
-          : "test module crashing";
         assert(e.message.includes(reason), e.message);
         // Crashed at once, before the event.
         assertEquals(ipa.state, "crashed");
