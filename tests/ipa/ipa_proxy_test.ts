@@ -4,6 +4,7 @@ import {
   createMemfd,
   defineIpaInterface,
   type IpaCrashEvent,
+  IpaDecodeError,
   IpaModuleError,
   type IpaPlacement,
   IpaProxyIsolated,
@@ -424,3 +425,48 @@ await new Promise(() => {}); // never done loading\n`,
     });
   });
 }
+
+Deno.test("IpaProxyIsolated: events that do not decode are dropped, counted and reported as error events; delivery goes on", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_badev" });
+  try {
+    // A module that writes malformed events on its socket behind the
+    // host's back, then a good one.
+    const path = `${dir}/bad_events.ts`;
+    await Deno.writeTextFile(
+      path,
+      `import { IpcPipeWorker, OwnedFd } from "${MOD_TS}";
+import { createIpa as base } from "${MODULE}";
+export { ipaModuleInfo } from "${MODULE}";
+export function createIpa(ctx) {
+  return { ...base(ctx), poke: ({ n }) => {
+    const own = new OwnedFd(Number(Deno.args.at(-1)));
+    const raw = new IpcPipeWorker(own.dup());
+    own.release();
+    raw.emit({ cmd: 1, data: new Uint8Array([1]) }); // poked: truncated
+    raw.emit({ cmd: 99 }); // no such event
+    raw.close();
+    ctx.emit("poked", { n });
+  } };
+}
+`,
+    );
+    await clean(async () => {
+      await using ipa = await create("isolated", path);
+      ipa.start();
+      const errors: Error[] = [];
+      ipa.addEventListener("error", (e) => errors.push(e.error));
+      const poked = Promise.withResolvers<number>();
+      ipa.on("poked", ({ n }) => poked.resolve(n));
+      ipa.poke({ n: 2 });
+      assertEquals(await within(poked.promise, 5000, "good event"), 2);
+      assertEquals(errors.length, 2);
+      assert(errors[0] instanceof IpaDecodeError, String(errors[0]));
+      assert(errors[0].message.includes("of test.poked"), errors[0].message);
+      assert(errors[1] instanceof RangeError, String(errors[1]));
+      assert(errors[1].message.includes("no event 99"), errors[1].message);
+      assertEquals(ipa.droppedEvents, 2);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
