@@ -11,9 +11,16 @@
 import { shutdown, SOCK } from "../../ffi/socket.ts";
 import { environStrings } from "../../ffi/spawn.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
-import { IpcRemoteError } from "../pipe/pipe_errors.ts";
+import {
+  describeExit,
+  IpcPeerGoneError,
+  IpcRemoteError,
+} from "../pipe/pipe_errors.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
+import type { IpcMessage } from "../pipe/ipc_message.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
+import { TypedEventTarget } from "../common/typed_event_target.ts";
 import { settleWithin } from "../common/_timeout.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
@@ -23,6 +30,9 @@ import type {
   IpaMethods,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import { type IpaProxyState, IpaStateError } from "./ipa_state.ts";
+import { checkProxyArgs } from "./_ipa_options.ts";
+import { crashReportBuffer, readCrashReport } from "./_ipa_thread_crash.ts";
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
@@ -36,12 +46,9 @@ import {
 export type IpaPlacement = "thread" | "isolated";
 
 /**
- * Where an IPA stands. Events are delivered only while `running`; async
- * methods are refused otherwise.
+ * Options of the proxies' `create()`. Each is checked: a wrong type is a
+ * `TypeError` naming the option.
  */
-export type IpaProxyState = "stopped" | "running" | "crashed" | "closed";
-
-/** Options of the proxies' `create()`. */
 export interface IpaProxyOptions {
   /** Deadline of sync methods, ms. Default 2000. */
   timeout?: number;
@@ -111,6 +118,13 @@ function workerReadPaths(
 /**
  * The variables an isolated IPA worker inherits from the parent, when set:
  * what `deno` needs to find its module cache and behave; nothing else.
+ *
+ * @example
+ * ```ts
+ * import { IPA_WORKER_ENV } from "@isola/isola";
+ *
+ * console.log(IPA_WORKER_ENV.includes("DENO_DIR")); // true
+ * ```
  */
 export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "PATH",
@@ -140,7 +154,27 @@ function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
   return { ...env, ...extra };
 }
 
-/** The module serves another pipeline than the one asked for. */
+/**
+ * The module serves another pipeline than the one asked for (the
+ * `pipelineName` option of `create()`).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CameraIpa,
+ *   IpaPipelineMismatchError,
+ *   IpaProxyThread,
+ * } from "@isola/isola";
+ *
+ * try {
+ *   await IpaProxyThread.create(CameraIpa, "./examples/ipa/open_ae_awb.ts", {
+ *     pipelineName: "vendor",
+ *   });
+ * } catch (e) {
+ *   console.log((e as IpaPipelineMismatchError).pipelineName); // "simple"
+ * }
+ * ```
+ */
 export class IpaPipelineMismatchError extends Error {
   /** The module. */
   readonly module: string;
@@ -161,80 +195,170 @@ export class IpaPipelineMismatchError extends Error {
   }
 }
 
-/** An event the IPA emitted (its `type` is the event's name). */
+/**
+ * An event the IPA emitted; its `type` is the event's name and `message`
+ * its decoded payload (descriptors in it are owned by the listener, typed
+ * `OwnedFd`).
+ *
+ * @example
+ * ```ts
+ * import { IpaEvent } from "@isola/isola";
+ *
+ * const e = new IpaEvent("poked", { count: 1 });
+ * console.log(e.type, e.message.count); // poked 1
+ * ```
+ */
 export class IpaEvent<P = unknown> extends Event {
-  /** The decoded payload (descriptors in it are owned by the listener). */
-  readonly payload: P;
+  /** The decoded payload. */
+  readonly message: P;
 
   /**
    * Builds the event.
    *
    * @param name The event's name.
-   * @param payload The payload.
+   * @param message The decoded payload.
    */
-  constructor(name: string, payload: P) {
+  constructor(name: string, message: P) {
     super(name);
-    this.payload = payload;
+    this.message = message;
   }
 }
 
-/** The IPA's process died, or its thread failed (type `crash`). */
+/**
+ * The IPA's process died, or its thread failed (type `crash`). It comes
+ * after every pending call has failed; the proxy is `crashed`.
+ *
+ * @example
+ * ```ts
+ * import { IpaCrashEvent } from "@isola/isola";
+ *
+ * const e = new IpaCrashEvent(null, new Error("Uncaught Error: boom"));
+ * console.log(e.type, e.error?.message); // crash Uncaught Error: boom
+ * ```
+ */
 export class IpaCrashEvent extends Event {
-  /** The exit report (isolated), or null (thread). */
+  /** The exit report of an isolated IPA's process; null for a thread. */
   readonly exit: ProcessExit | null;
+  /** Why a thread IPA's Worker died (its uncaught error); else null. */
+  readonly error: Error | null;
 
   /**
    * Builds the event.
    *
    * @param exit The exit report, or null.
+   * @param error The thread's uncaught error, or null.
    */
-  constructor(exit: ProcessExit | null) {
+  constructor(exit: ProcessExit | null, error: Error | null = null) {
     super("crash");
     this.exit = exit;
+    this.error = error;
   }
 }
+
+/**
+ * The IPA sent something that could not be delivered: an event whose
+ * payload does not decode (an {@linkcode IpaDecodeError}, its descriptors
+ * closed), an unknown event, or a malformed message. It was dropped and
+ * counted in `droppedEvents`; delivery goes on.
+ *
+ * @example
+ * ```ts
+ * import { IpaErrorEvent } from "@isola/isola";
+ *
+ * const e = new IpaErrorEvent(new Error("bad payload"));
+ * console.log(e.type, e.error.message); // error bad payload
+ * ```
+ */
+export class IpaErrorEvent extends Event {
+  /** What was wrong. */
+  readonly error: Error;
+
+  /**
+   * Builds the event.
+   *
+   * @param error What was wrong.
+   */
+  constructor(error: Error) {
+    super("error");
+    this.error = error;
+  }
+}
+
+/**
+ * The events of a proxy for interface `S`: each of the interface's events
+ * (an {@linkcode IpaEvent} with its typed payload), `crash` and `error`.
+ */
+export type IpaProxyEventMap<S extends IpaInterfaceSpec> =
+  & { [E in keyof S["events"] & string]: IpaEvent<IpaEventPayload<S, E>> }
+  & {
+    /** The IPA died. */
+    crash: IpaCrashEvent;
+    /** Something the IPA sent was dropped. */
+    error: IpaErrorEvent;
+  };
 
 /** A proxy together with the methods of its interface. */
 export type IpaProxyOf<S extends IpaInterfaceSpec> =
   & IpaProxy<S>
   & IpaMethods<S>;
 
-const RESERVED = new Set([
-  "close",
-  "on",
-  "state",
-  "info",
-  "placement",
-  "droppedEvents",
-  "addEventListener",
-  "removeEventListener",
-  "dispatchEvent",
-  "interface",
-  "pipe",
-  "connectModule",
-  "pid",
-]);
+/** What a proxy's subclass gives it besides the pipe. */
+interface ProxyHooks {
+  /** Ends the thread or process once the pipe is closed. */
+  cleanup(): Promise<void>;
+  /** Why the IPA's thread died, if it did (thread proxies only). */
+  threadError?(): Error | null;
+}
 
 /**
  * The part of a proxy that is not the interface's methods: state, events,
  * closing. Make one with {@linkcode IpaProxyThread.create} or
  * {@linkcode IpaProxyIsolated.create}.
  *
- * State rules (libcamera's `IPAProxyThread`, kept by the isolated proxy
- * too, which libcamera's forgets): a successful `start()` makes the IPA
- * `running`; once `stop()` returns it is `stopped`, and no event is
- * delivered after that, even one that was already on its way; async methods
- * are refused unless running.
+ * State rules, from the interface's `lifecycle` (libcamera's
+ * `IPAProxyThread`, kept by the isolated proxy too, which libcamera's
+ * forgets): with `{ start, stop }`, a successful `start` call makes the IPA
+ * `running`; once `stop` returns it is `stopped`, and no event is delivered
+ * after that, even one that was already on its way; async methods are
+ * refused unless running ({@linkcode IpaStateError}). An
+ * `"always-running"` IPA is `running` from creation. A dead IPA is
+ * `crashed`: calls fail with `IpcPeerGoneError`, then a `crash` event
+ * follows.
+ *
+ * Events follow one naming scheme across isola: the field is named after
+ * what the event carries: `.message` (what the peer sent: here the decoded
+ * payload), `.exit` (an exit report), `.error` (an `Error`).
+ *
+ * @example States and typed events
+ * ```ts
+ * import { CameraIpa, IpaProxyThread, IpaStateError } from "@isola/isola";
+ *
+ * await using ipa = await IpaProxyThread.create(
+ *   CameraIpa,
+ *   "./examples/ipa/open_ae_awb.ts",
+ * );
+ * ipa.addEventListener("crash", (e) => console.error("IPA died:", e.error));
+ * ipa.addEventListener("metadataReady", (e) => console.log(e.message.frame));
+ * try {
+ *   ipa.queueRequest({ frame: 1, controls: new Map() });
+ * } catch (e) {
+ *   console.log((e as IpaStateError).state); // "stopped": start() first
+ * }
+ * ipa.start();
+ * console.log(ipa.state); // "running"
+ * ipa.stop();
+ * ```
  */
 export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
-  extends EventTarget
+  extends TypedEventTarget<IpaProxyEventMap<S>>
   implements AsyncDisposable {
   readonly #iface: IpaInterface<S>;
   readonly #pipe: IpcPipeUnixSocket;
   readonly #placement: IpaPlacement;
-  readonly #cleanup: () => Promise<void>;
+  readonly #hooks: ProxyHooks;
   #info: IpaModuleInfo | undefined;
-  #state: IpaProxyState = "stopped";
+  #state: IpaProxyState;
+  #crashReported = false;
   #dropped = 0;
   #closed?: Promise<void>;
 
@@ -243,20 +367,14 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     iface: IpaInterface<S>,
     pipe: IpcPipeUnixSocket,
     placement: IpaPlacement,
-    cleanup: () => Promise<void>,
+    hooks: ProxyHooks,
   ) {
     super();
     this.#iface = iface;
     this.#pipe = pipe;
     this.#placement = placement;
-    this.#cleanup = cleanup;
-    for (const name of iface.methodNames) {
-      if (RESERVED.has(name)) {
-        throw new TypeError(
-          `Cannot make IPA proxy: method name ${name} is reserved`,
-        );
-      }
-    }
+    this.#hooks = hooks;
+    this.#state = iface.lifecycle === "always-running" ? "running" : "stopped";
     iface.methodNames.forEach((name, i) => {
       Object.defineProperty(this, name, {
         value: this.#method(name, i + 1),
@@ -264,10 +382,17 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       });
     });
     pipe.addEventListener("recv", (e) => this.#onEvent(e.message));
+    pipe.addEventListener("error", (e) => {
+      this.#dropped++;
+      this.dispatchEvent(new IpaErrorEvent(e.error));
+    });
     pipe.addEventListener("disconnect", (e) => {
-      if (this.#state === "closed") return;
+      if (this.#state === "closed" || this.#crashReported) return;
       this.#state = "crashed";
-      this.dispatchEvent(new IpaCrashEvent(e.exit));
+      this.#crashReported = true;
+      this.dispatchEvent(
+        new IpaCrashEvent(e.exit, this.#hooks.threadError?.() ?? null),
+      );
     });
   }
 
@@ -288,6 +413,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         version: this.#iface.version,
         methods: this.#iface.methods,
         events: this.#iface.events,
+        lifecycle: this.#iface.lifecycle,
       },
       pipelineName,
     };
@@ -311,9 +437,13 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
             : `failed: ${text}`,
         );
       }
-      throw new IpaModuleError(module, `could not be started: ${e}`, {
-        cause: e,
-      });
+      throw new IpaModuleError(
+        module,
+        `could not be started: ${this.#whyGone(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -360,59 +490,141 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     event: E,
     handler: (payload: IpaEventPayload<S, E>) => void,
   ): () => void {
-    const listener = (e: Event) => handler((e as IpaEvent).payload as never);
+    const listener = (e: Event) => handler((e as IpaEvent).message as never);
     this.addEventListener(event, listener);
     return () => this.removeEventListener(event, listener);
   }
 
+  /** Why the IPA could not be started, once the pipe is closed. */
+  #whyGone(e: unknown): string {
+    if (!(e instanceof IpcPeerGoneError)) return String(e);
+    const error = this.#hooks.threadError?.();
+    if (error) return `its thread failed: ${error.message}`;
+    if (this.#placement === "thread") return "its thread ended";
+    return `its process ${
+      describeExit(e.exit ?? this.#pipe.process.exitStatus ?? null)
+    }`;
+  }
+
+  /** The error of a call to an IPA that died. */
+  #goneError(action: string, exit: ProcessExit | null): IpcPeerGoneError {
+    const err = new IpcPeerGoneError(action, exit);
+    const error = this.#hooks.threadError?.();
+    if (error) {
+      err.message = `${action}: the IPA's thread failed: ${error.message}`;
+      err.cause = error;
+    }
+    return err;
+  }
+
+  /** Refuses a call the state does not allow. */
+  #checkCallable(action: string, sync: boolean): void {
+    const state = this.#state;
+    if (state === "closed") throw new IpaStateError(action, state);
+    if (state === "crashed") {
+      throw this.#goneError(
+        action,
+        this.#placement === "isolated" ? this.#pipe.process.exitStatus : null,
+      );
+    }
+    if (!sync && state !== "running") throw new IpaStateError(action, state);
+  }
+
+  /** A pipe error, restated for the IPA method that failed. */
+  #callError(e: unknown, action: string): unknown {
+    if (e instanceof IpcPeerGoneError) {
+      // Crashed from now on, before the `crash` event comes.
+      if (this.#state !== "closed") this.#state = "crashed";
+      return this.#goneError(action, e.exit);
+    }
+    if (e instanceof IpcTimeoutError) {
+      return new IpcTimeoutError(
+        `${action}: no reply within ${e.timeout} ms`,
+        e.timeout,
+      );
+    }
+    if (e instanceof IpcClosedError && this.#state === "closed") {
+      return new IpaStateError(action, "closed");
+    }
+    return e;
+  }
+
   #method(name: string, cmd: number): (params: unknown) => unknown {
     const def = this.#iface.methods[name];
-    const action = `Cannot call ${this.#iface.name}.${name}`;
+    const method = `${this.#iface.name}.${name}`;
+    const action = `Cannot call ${method} (command ${cmd})`;
+    const lifecycle = this.#iface.lifecycle;
+    const starts = lifecycle !== "always-running" && lifecycle.start === name;
+    const stops = lifecycle !== "always-running" && lifecycle.stop === name;
     if (!def.sync) {
       return (params) => {
-        if (this.#state !== "running") {
-          throw new Error(`${action}: the IPA is ${this.#state}, not running`);
+        this.#checkCallable(action, false);
+        const enc = encodeIpa(def.params, params ?? {}, "params", method);
+        try {
+          this.#pipe.sendAsync({ cmd, data: enc.data, fds: enc.fds });
+        } catch (e) {
+          throw this.#callError(e, action);
         }
-        const enc = encodeIpa(def.params, params ?? {}, "params");
-        this.#pipe.sendAsync({ cmd, data: enc.data, fds: enc.fds });
       };
     }
     return (params) => {
-      if (this.#state === "closed" || this.#state === "crashed") {
-        throw new Error(`${action}: the IPA is ${this.#state}`);
-      }
-      const enc = encodeIpa(def.params, params ?? {}, "params");
+      this.#checkCallable(action, true);
+      const enc = encodeIpa(def.params, params ?? {}, "params", method);
       let reply;
       try {
         reply = this.#pipe.sendSync({ cmd, data: enc.data, fds: enc.fds });
+      } catch (e) {
+        throw this.#callError(e, action);
       } finally {
-        // No event is delivered after stop() returns, even if it fails.
-        if (name === "stop") this.#state = "stopped";
+        // No event is delivered after stop() returns, even if it failed.
+        if (stops && this.#state === "running") this.#state = "stopped";
       }
-      if (name === "start") this.#state = "running";
+      if (starts && this.#state === "stopped") this.#state = "running";
       if (def.result === undefined) {
         reply[Symbol.dispose]();
         return undefined;
       }
-      return decodeIpa(def.result, reply.data, reply.ownedFds);
+      return decodeIpa(
+        def.result,
+        reply.data,
+        reply.ownedFds,
+        "result",
+        method,
+      );
     };
   }
 
-  #onEvent(msg: import("../pipe/ipc_message.ts").IpcMessage): void {
+  #onEvent(msg: IpcMessage): void {
     const name = this.#iface.eventNames[msg.cmd - 1];
     if (name === undefined || this.#state !== "running") {
       this.#dropped++;
       msg[Symbol.dispose]();
+      if (name === undefined) {
+        this.dispatchEvent(
+          new IpaErrorEvent(
+            new RangeError(
+              `Cannot deliver IPA event: ${this.#iface.name} has no event ${msg.cmd}`,
+            ),
+          ),
+        );
+      }
       return;
     }
     let payload: unknown;
     try {
-      payload = decodeIpa(this.#iface.events[name], msg.data, msg.ownedFds);
-    } catch {
+      payload = decodeIpa(
+        this.#iface.events[name],
+        msg.data,
+        msg.ownedFds,
+        "payload",
+        `${this.#iface.name}.${name}`,
+      );
+    } catch (e) {
       this.#dropped++;
+      this.dispatchEvent(new IpaErrorEvent(e as Error));
       return;
     }
-    this.dispatchEvent(new IpaEvent(name, payload));
+    this.dispatchEvent(new IpaEvent(name, payload) as Event);
   }
 
   /**
@@ -423,7 +635,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     this.#closed ??= (async () => {
       this.#state = "closed";
       await this.#pipe.close();
-      await this.#cleanup();
+      await this.#hooks.cleanup();
     })();
     return this.#closed;
   }
@@ -446,12 +658,22 @@ function moduleUrl(module: string | URL): string {
  * `IPAProxyThread`): for trusted modules. Sync methods block the caller
  * until the Worker has run them; events arrive on the caller's event loop.
  *
+ * If the module throws an uncaught error (or leaves a rejection
+ * unhandled), its Worker dies: a pending sync call fails at once with
+ * `IpcPeerGoneError` naming the error (the Worker ends its side of the
+ * socket before dying, so an owner blocked in the call sees it), and a
+ * `crash` event with the error follows.
+ *
  * @example
- * ```ts ignore
+ * ```ts
  * import { CameraIpa, IpaProxyThread } from "@isola/isola";
  *
- * await using ipa = await IpaProxyThread.create(CameraIpa, "./examples/ipa/open_ae_awb.ts");
- * ipa.init({ sensorModel: "imx219" });
+ * await using ipa = await IpaProxyThread.create(
+ *   CameraIpa,
+ *   "./examples/ipa/open_ae_awb.ts",
+ * );
+ * const { controls } = ipa.init({ sensorModel: "imx219" });
+ * console.log(ipa.placement, controls.size); // thread 2
  * ```
  */
 export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
@@ -461,16 +683,22 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
    *
    * @param iface The interface the module implements.
    * @param module Its path or URL.
-   * @param options Timeout, pipeline check.
+   * @param options Timeout, pipeline check (the isolated-only options are
+   *   checked and ignored).
    * @returns The proxy, with the interface's methods.
-   * @throws {IpaModuleError} If the module cannot be loaded or used.
+   * @throws {IpaModuleError} If the module cannot be loaded or used, or its
+   *   thread dies while starting (the message says why).
+   * @throws {TypeError} If `iface` was not made by `defineIpaInterface`,
+   *   `module` is not a string or URL, or an option has the wrong type.
    */
   static async create<I extends IpaInterface>(
     iface: I,
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
+    checkProxyArgs(iface, module, options, "Cannot create IpaProxyThread");
     const url = moduleUrl(module);
+    const crashReport = crashReportBuffer();
     const sock = new IpcUnixSocket();
     const peer = sock.create();
     const peerFd = peer.release();
@@ -501,17 +729,26 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       end(); // an uncaught error in the IPA: it crashed
       done.resolve();
     };
-    worker.postMessage({ fd: peerFd });
+    worker.postMessage({ fd: peerFd, crashReport });
     const pipe = new IpcPipeUnixSocket(sock, { timeout: options.timeout });
     const proxy = new IpaProxyThread<I>(
       iface as IpaInterface<I>,
       pipe,
       "thread",
-      async () => {
-        await settleWithin(done.promise, 2000);
-        // A Worker that did not finish in time (an IPA stuck in a loop) is
-        // terminated, and its socket end, which it never closed, closed.
-        end();
+      {
+        threadError: () => {
+          const text = readCrashReport(crashReport);
+          return text === null ? null : new Error(text);
+        },
+        cleanup: async () => {
+          // A crashed Worker will not finish its loop: do not wait for it.
+          if (readCrashReport(crashReport) === null) {
+            await settleWithin(done.promise, 2000);
+          }
+          // A Worker that did not finish in time (an IPA stuck in a loop) is
+          // terminated, and its socket end, which it never closed, closed.
+          end();
+        },
       },
     );
     await proxy.connectModule(url, options.pipelineName);
@@ -526,11 +763,16 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
  * fail at once with the exit report and a `crash` event tells the owner.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { CameraIpa, IpaProxyIsolated } from "@isola/isola";
  *
- * await using ipa = await IpaProxyIsolated.create(CameraIpa, "./examples/ipa/vendor_ae_awb.ts");
- * ipa.addEventListener("crash", (e) => console.log("IPA died:", e));
+ * await using ipa = await IpaProxyIsolated.create(
+ *   CameraIpa,
+ *   "./examples/ipa/vendor_ae_awb.ts",
+ * );
+ * ipa.addEventListener("crash", (e) => console.log("IPA died:", e.exit));
+ * ipa.init({ sensorModel: "imx219" });
+ * console.log(ipa.placement, ipa.pid !== null); // isolated true
  * ```
  */
 export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
@@ -542,14 +784,19 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
    * @param module Its path or URL.
    * @param options Isolation, timeout, pipeline check, Deno flags.
    * @returns The proxy, with the interface's methods.
-   * @throws {IpaModuleError} If the module cannot be loaded or used.
+   * @throws {IpaModuleError} If the module cannot be loaded or used, or its
+   *   process dies while starting (the message has its exit status and the
+   *   end of its stderr).
    * @throws {ProcessIsolationError} If isolation is refused.
+   * @throws {TypeError} If `iface` was not made by `defineIpaInterface`,
+   *   `module` is not a string or URL, or an option has the wrong type.
    */
   static async create<I extends IpaInterface>(
     iface: I,
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
+    checkProxyArgs(iface, module, options, "Cannot create IpaProxyIsolated");
     const url = moduleUrl(module);
     const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
     const env = workerEnv(options.env);
@@ -579,7 +826,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       iface as IpaInterface<I>,
       pipe,
       "isolated",
-      async () => {},
+      { cleanup: async () => {} },
     );
     await proxy.connectModule(url, options.pipelineName);
     return proxy as unknown as IpaProxyOf<I>;

@@ -102,7 +102,7 @@ const DEFAULT_CLOSE_GRACE = 1000;
  *   (one per thread, shared by all pipes, which reads everything else) and
  *   reads its reply itself, one reader at a time (docs/pipe.md). The event
  *   loop is not re-entered, so nothing runs and nothing nests while it
- *   waits (the hang of libcamera's nested sendSync, seed 000).
+ *   waits (libcamera's nested sendSync hung the camera thread so).
  * - {@linkcode IpcPipeUnixSocket.call} is the same as a Promise; many may
  *   be outstanding.
  * - {@linkcode IpcPipeUnixSocket.sendAsync} sends without reply.
@@ -112,16 +112,21 @@ const DEFAULT_CLOSE_GRACE = 1000;
  * - If the worker exits or closes its end, pending and later calls fail at
  *   once with {@linkcode IpcPeerGoneError}, which carries the exit report.
  *
- * @example A Deno worker program
- * ```ts ignore
+ * @example A Deno worker program (`examples/echo_worker.ts` answers each
+ * call with its bytes reversed)
+ * ```ts
  * import { IpcPipeUnixSocket } from "@isola/isola";
  *
  * await using pipe = new IpcPipeUnixSocket(Deno.execPath(), {
- *   args: ["run", "--allow-ffi", "--allow-read", "worker.ts"],
+ *   args: ["run", "--allow-ffi", "--allow-read", "examples/echo_worker.ts"],
  *   isolate: true,
  * });
  * pipe.addEventListener("recv", (e) => console.log("event", e.message.cmd));
- * using reply = pipe.sendSync({ cmd: 1, data: new Uint8Array([42]) });
+ * using reply = pipe.sendSync(
+ *   { cmd: 1, data: new Uint8Array([1, 2]) },
+ *   { timeout: 5000 }, // the first call waits for Deno to start
+ * );
+ * console.log(reply.data); // Uint8Array(2) [ 2, 1 ]
  * ```
  */
 export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>

@@ -44,16 +44,22 @@ export interface IpcPipeWorkerHandlers {
  * arrival order (a handler may be async). Its loop sleeps in the kernel
  * when idle.
  *
- * @example A worker program
- * ```ts ignore
- * import { IpcPipeWorker } from "@isola/isola";
+ * @example Serving a pipe (a worker program does the same with `fromArgs()`)
+ * ```ts
+ * import { IpcPipeUnixSocket, IpcPipeWorker, IpcUnixSocket } from "@isola/isola";
  *
- * const worker = IpcPipeWorker.fromArgs();
- * await worker.serve({
+ * const sock = new IpcUnixSocket();
+ * const worker = new IpcPipeWorker(sock.create());
+ * const served = worker.serve({
  *   onCall(msg) {
- *     return { cmd: msg.cmd, data: msg.data.slice().reverse() };
+ *     return { cmd: msg.cmd, data: msg.data.toReversed() };
  *   },
- * }); // returns when the parent closes the pipe
+ * }); // settles when the parent closes the pipe
+ * const pipe = new IpcPipeUnixSocket(sock);
+ * using reply = await pipe.call({ cmd: 1, data: new Uint8Array([1, 2]) });
+ * console.log(reply.data); // Uint8Array(2) [ 2, 1 ]
+ * await pipe.close();
+ * await served;
  * ```
  */
 export class IpcPipeWorker implements Disposable {

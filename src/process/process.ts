@@ -2,8 +2,8 @@
  * {@linkcode Process}: start a program in a child process that never runs
  * JavaScript, keep chosen descriptors open in it at the same numbers,
  * isolate it with namespaces, learn how it ended through its pidfd, and
- * kill it without ever signalling a recycled pid (libcamera's `Process`
- * after seed `004_…`, without its weaknesses).
+ * kill it without ever signalling a recycled pid (libcamera's pidfd-based
+ * `Process`, without its weaknesses).
  *
  * @module
  */
