@@ -14,6 +14,13 @@ import { close as closeFd } from "../../ffi/unistd.ts";
 import { IpcRemoteError } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import { fileDirOf, moduleUrl } from "../common/_file_url.ts";
+import {
+  DenoCacheError,
+  denoWorkerCommand,
+  type DenoWorkerOptions,
+  denoWorkerPaths,
+} from "../process/deno_command.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
   IpaEventPayload,
@@ -75,25 +82,34 @@ export interface IpaProxyOptions {
    * added to the defaults.
    */
   filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+  /**
+   * Isolated only: the config file (deno.json, with its import map) the
+   * worker uses; `false` for none. Default: this process's, so the
+   * module's bare specifiers resolve as they do here.
+   */
+  config?: string | false;
+  /**
+   * Isolated only: the lock file the worker checks; `false` for none.
+   * Default: this process's.
+   */
+  lock?: string | false;
 }
 
-function dirOf(url: string): string | null {
-  return url.startsWith("file:")
-    ? new URL(".", url).pathname.replace(/\/$/, "")
-    : null;
-}
+/** The program an isolated IPA worker runs (its static imports only). */
+const IPA_WORKER_ENTRY = new URL("./ipa_proxy_worker.ts", import.meta.url);
 
-/** The paths an isolated Deno worker needs to read to run `module`. */
+/**
+ * The paths an isolated Deno worker needs to read to run `module`: the
+ * system libraries, isola's own files, and what {@linkcode denoWorkerPaths}
+ * lists (the Deno executable and cache, config, lock file, import-map
+ * targets, the module's directory).
+ */
 function workerReadPaths(
+  host: URL,
   module: string,
-  env: Record<string, string>,
+  options: DenoWorkerOptions,
 ): string[] {
-  const cache = env.DENO_DIR ??
-    (env.XDG_CACHE_HOME ? `${env.XDG_CACHE_HOME}/deno` : undefined) ??
-    (env.HOME ? `${env.HOME}/.cache/deno` : undefined);
-  const isola = dirOf(new URL("../../", import.meta.url).href);
   return [
-    Deno.execPath(),
     "/lib",
     "/lib64",
     "/usr/lib",
@@ -103,7 +119,10 @@ function workerReadPaths(
     "/proc",
     "/dev/urandom",
     "/dev/null",
-    ...[cache, isola, dirOf(module)].filter((p): p is string => !!p),
+    ...[fileDirOf(new URL("../../", import.meta.url))].filter((p) =>
+      p !== null
+    ),
+    ...denoWorkerPaths(host, { ...options, modules: [module] }),
   ];
 }
 
@@ -124,10 +143,7 @@ export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "DENO_NO_UPDATE_CHECK",
 ]);
 
-function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
-  string,
-  string
-> {
+function workerEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   // Read through libc: FFI is already full trust, and the parent may not
   // hold --allow-env for these names.
@@ -136,7 +152,7 @@ function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
     const name = s.slice(0, eq);
     if (eq > 0 && IPA_WORKER_ENV.includes(name)) env[name] = s.slice(eq + 1);
   }
-  return { ...env, ...extra };
+  return env;
 }
 
 /** The module serves another pipeline than the one asked for. */
@@ -436,13 +452,6 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   }
 }
 
-function moduleUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
-  const base = new URL(`file://${Deno.cwd()}/`);
-  return new URL(module, base).href;
-}
-
 /**
  * An IPA in a Worker thread of this process (libcamera's
  * `IPAProxyThread`): for trusted modules. Sync methods block the caller
@@ -558,22 +567,37 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
     const url = moduleUrl(module);
-    const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
-    const env = workerEnv(options.env);
+    const deno: DenoWorkerOptions = {
+      config: options.config,
+      lock: options.lock,
+      modules: [url],
+    };
+    // Both the worker entry and the module are fetched into the Deno cache
+    // first: the child has no network (and an entry served over HTTP is
+    // not in this process's module graph).
+    let cmd;
+    try {
+      cmd = await denoWorkerCommand(IPA_WORKER_ENTRY, {
+        ...deno,
+        flags: ["--allow-ffi", "--allow-read", ...(options.denoFlags ?? [])],
+      });
+    } catch (e) {
+      if (!(e instanceof DenoCacheError)) throw e;
+      throw new IpaModuleError(url, `could not be loaded: ${e.message}`, {
+        cause: e,
+      });
+    }
+    const env = { ...workerEnv(), ...cmd.env, ...options.env };
     const fs = options.filesystem === false ? undefined : {
-      read: [...workerReadPaths(url, env), ...(options.filesystem?.read ?? [])],
+      read: [
+        ...workerReadPaths(IPA_WORKER_ENTRY, url, deno),
+        ...(options.filesystem?.read ?? []),
+      ],
       write: ["/dev/null", ...(options.filesystem?.write ?? [])],
     };
     const isolate = options.isolate ?? true;
-    const pipe = new IpcPipeUnixSocket(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-ffi",
-        "--allow-read",
-        ...(options.denoFlags ?? []),
-        host.protocol === "file:" ? host.pathname : host.href,
-      ],
+    const pipe = new IpcPipeUnixSocket(cmd.path, {
+      args: cmd.args,
       isolate: isolate === false
         ? false
         : { ...(isolate === true ? {} : isolate), filesystem: fs },
