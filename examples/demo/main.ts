@@ -6,6 +6,7 @@
 // controls. Then all cameras are stopped at once, the scenario that hung
 // libcamera (nested sendSync, seed 000). A summary follows; `--json` adds
 // it as one JSON object on the last line of stdout.
+import { fromFileUrl } from "@std/path";
 import { parseArgs } from "@std/cli/parse-args";
 import {
   CameraIpa,
@@ -17,7 +18,7 @@ import { access } from "../../ffi/spawn.ts";
 import { type CameraIpa as Ipa, SimCamera } from "./camera.ts";
 
 const VENDOR = new URL("../ipa/vendor_ae_awb.ts", import.meta.url);
-const EXAMPLES = new URL("../ipa", import.meta.url).pathname;
+const EXAMPLES = fromFileUrl(new URL("../ipa", import.meta.url));
 const KEY = new URL("../keys/example_ipa.pub", import.meta.url);
 
 /** Options of {@linkcode runDemo}. */

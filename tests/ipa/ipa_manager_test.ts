@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import {
   CameraControls,
@@ -13,7 +14,7 @@ import { TestIpa } from "../fixtures/ipa_test_iface.ts";
 import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const FIXTURE = new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
-const EXAMPLES = new URL("../../examples/ipa", import.meta.url).pathname;
+const EXAMPLES = fromFileUrl(new URL("../../examples/ipa", import.meta.url));
 const EXAMPLE_KEY = new URL(
   "../../examples/keys/example_ipa.pub",
   import.meta.url,

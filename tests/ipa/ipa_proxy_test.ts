@@ -1,4 +1,5 @@
 // One behavioural suite, run against both proxies: they must pass it alike.
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -204,7 +205,7 @@ Deno.test("IpaProxyIsolated: the worker cannot read files outside its Landlock r
       assertEquals(denied.text, undefined);
       assert(/denied/i.test(denied.error ?? ""), denied.error);
       // Its own module directory stays readable.
-      const own = iso.readPath({ path: new URL(MODULE).pathname });
+      const own = iso.readPath({ path: fromFileUrl(MODULE) });
       assert(own.text?.includes("ipaModuleInfo"));
       await using thread = await create("thread");
       assertEquals(thread.readPath({ path: secret }).text, "top secret");

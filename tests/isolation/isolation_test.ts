@@ -2,6 +2,7 @@
 // objects: an isolated child cannot reach the parent's loopback listener,
 // cannot see a descriptor it was not given, holds no privilege (no_new_privs,
 // no capability, unmapped uid), and cannot signal the parent.
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -22,8 +23,9 @@ import { close, memfdCreate, readlink } from "../../ffi/unistd.ts";
 import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const dec = new TextDecoder();
-const NET_WORKER =
-  new URL("../fixtures/fault_net_worker.ts", import.meta.url).pathname;
+const NET_WORKER = fromFileUrl(
+  new URL("../fixtures/fault_net_worker.ts", import.meta.url),
+);
 const CAN_ISOLATE = clone3Available();
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;

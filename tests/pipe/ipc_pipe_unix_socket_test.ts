@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -24,7 +25,9 @@ import {
   withoutFdLeak,
 } from "../_helpers.ts";
 
-const FIXTURE = new URL("../fixtures/pipe_worker.ts", import.meta.url).pathname;
+const FIXTURE = fromFileUrl(
+  new URL("../fixtures/pipe_worker.ts", import.meta.url),
+);
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -273,8 +274,9 @@ Deno.test("`Process` isolation kills an orphaned child when its parent dies", as
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     using out = createMemfd();
-    const fixture = new URL("../fixtures/process_pdeathsig.ts", import.meta.url)
-      .pathname;
+    const fixture = fromFileUrl(
+      new URL("../fixtures/process_pdeathsig.ts", import.meta.url),
+    );
     await using parent = Process.spawn(Deno.execPath(), {
       args: ["run", "--no-lock", "--allow-ffi", "--allow-read", fixture],
       stdout: out,
