@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { runDemo, summaryTable } from "../../examples/demo/main.ts";
-import { warmUpWorkers, withoutFdLeak } from "../_helpers.ts";
+import { test, warmUpWorkers, withoutFdLeak } from "../_helpers.ts";
 
-Deno.test("demo: cameras stream, one IPA crashes and is reported, all stop with no timeout and no process left", async () => {
+test.userns("demo: cameras stream, one IPA crashes and is reported, all stop with no timeout and no process left", async () => {
   await warmUpWorkers(
     new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href,
   );

@@ -21,7 +21,14 @@ import {
 } from "../../mod.ts";
 import { TestIpa } from "../fixtures/ipa_test_iface.ts";
 import { badModules } from "../fixtures/ipa_bad_modules.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import {
+  test,
+  type TestFn,
+  usernsTest,
+  warmUpWorkers,
+  within,
+  withoutFdLeak,
+} from "../_helpers.ts";
 
 const MODULE = new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
 const MOD_TS = new URL("../../mod.ts", import.meta.url).href;
@@ -46,7 +53,11 @@ async function clean(fn: () => Promise<void>): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const placement of ["thread", "isolated"] as const) {
-  Deno.test(`IpaProxy (${placement}): sync methods return their results; info and placement are reported`, async () => {
+  const test = {
+    userns: (name: string, fn: TestFn) =>
+      usernsTest(name, fn, placement === "isolated"),
+  };
+  test.userns(`IpaProxy (${placement}): sync methods return their results; info and placement are reported`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       assertEquals(ipa.placement, placement);
@@ -65,7 +76,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): fds in arguments arrive valid in the IPA, and back`, async () => {
+  test.userns(`IpaProxy (${placement}): fds in arguments arrive valid in the IPA, and back`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       using mine = createMemfd({ data: new TextEncoder().encode("stats 42") });
@@ -77,7 +88,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): async calls are queued in order; their events arrive on the event loop`, async () => {
+  test.userns(`IpaProxy (${placement}): async calls are queued in order; their events arrive on the event loop`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       ipa.start();
@@ -94,7 +105,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): no event is delivered after stop() returns; async calls are refused then`, async () => {
+  test.userns(`IpaProxy (${placement}): no event is delivered after stop() returns; async calls are refused then`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       assertThrows(() => ipa.poke({ n: 1 }), Error, "not running");
@@ -116,7 +127,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): a throwing method is an IpcRemoteError; the IPA goes on`, async () => {
+  test.userns(`IpaProxy (${placement}): a throwing method is an IpcRemoteError; the IPA goes on`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       const e = assertThrows(() => ipa.fail({}), IpcRemoteError);
@@ -125,7 +136,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): a crashing IPA fails later calls at once and tells the owner`, async () => {
+  test.userns(`IpaProxy (${placement}): a crashing IPA fails later calls at once and tells the owner`, async () => {
     await clean(async () => {
       await using ipa = await create(placement);
       ipa.start();
@@ -147,7 +158,7 @@ for (const placement of ["thread", "isolated"] as const) {
     });
   });
 
-  Deno.test(`IpaProxy (${placement}): bad modules fail with an error naming the module, leaving nothing behind`, async () => {
+  test.userns(`IpaProxy (${placement}): bad modules fail with an error naming the module, leaving nothing behind`, async () => {
     const dir = await Deno.makeTempDir({
       dir: "/tmp",
       prefix: "isola_bad_ipa",
@@ -183,7 +194,7 @@ for (const placement of ["thread", "isolated"] as const) {
     }
   });
 
-  Deno.test(`IpaProxy (${placement}): calls after close() fail; close() is idempotent`, async () => {
+  test.userns(`IpaProxy (${placement}): calls after close() fail; close() is idempotent`, async () => {
     await clean(async () => {
       const ipa = await create(placement);
       await ipa.close();
@@ -194,7 +205,7 @@ for (const placement of ["thread", "isolated"] as const) {
   });
 }
 
-Deno.test("IpaProxyIsolated: the worker cannot read files outside its Landlock read paths; the thread IPA can", async () => {
+test.userns("IpaProxyIsolated: the worker cannot read files outside its Landlock read paths; the thread IPA can", async () => {
   const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll_ipa" });
   try {
     const secret = `${dir}/secret.txt`;
@@ -215,7 +226,7 @@ Deno.test("IpaProxyIsolated: the worker cannot read files outside its Landlock r
   }
 });
 
-Deno.test("IpaProxyIsolated: a crash while a sync call is pending fails it with the exit report", async () => {
+test.userns("IpaProxyIsolated: a crash while a sync call is pending fails it with the exit report", async () => {
   await clean(async () => {
     await using ipa = await create("isolated");
     ipa.start();

@@ -20,13 +20,13 @@ import {
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { pipe2 } from "../../ffi/spawn.ts";
 import { close, memfdCreate, readlink } from "../../ffi/unistd.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import { USERNS, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const dec = new TextDecoder();
 const NET_WORKER = fromFileUrl(
   new URL("../fixtures/fault_net_worker.ts", import.meta.url),
 );
-const CAN_ISOLATE = clone3Available();
+const CAN_ISOLATE = clone3Available() && USERNS;
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 

@@ -20,6 +20,7 @@ import {
 import {
   pattern,
   procExists,
+  test,
   warmUpWorkers,
   within,
   withoutFdLeak,
@@ -62,7 +63,7 @@ async function clean(fn: (pids: number[]) => Promise<void>): Promise<void> {
   for (const pid of pids) assert(!procExists(pid), `process ${pid} left`);
 }
 
-Deno.test("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across an isolated child", async () => {
+test.userns("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across an isolated child", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe({ isolate: true });
     pids.push(pipe.process.pid!);
@@ -76,7 +77,7 @@ Deno.test("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across 
   });
 });
 
-Deno.test("`IpcPipeUnixSocket.sendSync()` passes fds: three memfds in, their concatenation back in a new memfd", async () => {
+test.userns("`IpcPipeUnixSocket.sendSync()` passes fds: three memfds in, their concatenation back in a new memfd", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe({ isolate: true });
     pids.push(pipe.process.pid!);
