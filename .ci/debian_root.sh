@@ -34,7 +34,7 @@ mirror=$(
     grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
     grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
       awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; break}}'
-  } | grep -E '/debian/?$' | head -1
+  } | grep -E '/debian/?$' | head -1 || true
 )
 mirror=${mirror:-http://deb.debian.org/debian}
 

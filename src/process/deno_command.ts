@@ -92,6 +92,8 @@ interface DenoSetup {
   lock: string | null;
   importMap: string | null;
   frozen: boolean;
+  /** This process's `--allow-import` (`""`: any host), null if none. */
+  allowImport: string | null;
 }
 
 /** Reads a file through libc: no `--allow-read` needed for /proc/self. */
@@ -263,6 +265,10 @@ function processSetup(): DenoSetup {
     lock,
     importMap: value("--import-map"),
     frozen: flags.has("--frozen") && flags.get("--frozen") !== "false",
+    allowImport: flags.has("--allow-all") || flags.has("-A") ||
+        flags.get("--allow-import") === true
+      ? ""
+      : (flags.get("--allow-import") as string | undefined) ?? null,
   };
   return setupMemo;
 }
@@ -303,6 +309,7 @@ function workerSetup(options: DenoWorkerOptions): DenoSetup {
     lock,
     importMap: options.config === undefined ? own.importMap : null,
     frozen: own.frozen,
+    allowImport: own.allowImport,
   };
 }
 
@@ -445,10 +452,18 @@ function cacheModules(
   setup: DenoSetup,
   denoDir: string,
 ): Promise<void> {
+  // It may fetch from where this process may import (Deno's default hosts,
+  // such as jsr.io, plus its --allow-import), no further.
+  const allow = setup.allowImport === null ? [] : [
+    setup.allowImport === ""
+      ? "--allow-import"
+      : `--allow-import=${setup.allowImport}`,
+  ];
   const args = [
     "cache",
     "--quiet",
     ...setupFlags(setup, setup.frozen),
+    ...allow,
     ...modules,
   ];
   const key = JSON.stringify([denoDir, args]);

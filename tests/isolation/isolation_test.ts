@@ -248,7 +248,7 @@ Deno.test({
 Deno.test({
   name:
     "`Process` with `isolate.filesystem` (Landlock) reads only beneath the read paths and writes only beneath the write paths",
-  ignore: !clone3Available(),
+  ignore: !CAN_ISOLATE,
   async fn() {
     const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll" });
     try {
