@@ -62,9 +62,11 @@ export interface IpaProxyOptions {
   allowUnisolated?: boolean;
   /**
    * Isolated only: extra `deno run` flags for the worker process (e.g.
-   * `--allow-env`). It always gets `--allow-ffi` (its socket) and
-   * `--allow-read` (to load the module); the kernel jail is what isolates
-   * it.
+   * `--allow-env`). It always gets `--allow-ffi` (its socket),
+   * `--allow-read` (to load the module), this process's config and lock
+   * file, and `--cached-only --allow-import`: the module and its imports
+   * are fetched into the Deno cache before (see
+   * {@linkcode denoWorkerCommand}); the kernel jail is what isolates it.
    */
   denoFlags?: readonly string[];
   /**

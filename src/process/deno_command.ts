@@ -11,7 +11,7 @@
  * @module
  */
 import { environStrings, O, open } from "../../ffi/spawn.ts";
-import { close, read } from "../../ffi/unistd.ts";
+import { close, read, readlink } from "../../ffi/unistd.ts";
 import { fileDirOf, fromFileUrl, toFileUrl } from "../common/_file_url.ts";
 import { Process } from "./process.ts";
 
@@ -118,6 +118,12 @@ function readText(path: string): string | null {
   } finally {
     close(fd);
   }
+}
+
+/** The working directory, without needing `--allow-read` (`Deno.cwd()` does). */
+function workingDir(): string {
+  const dir = readlink("/proc/self/cwd");
+  return typeof dir === "string" ? dir : Deno.cwd();
 }
 
 function exists(path: string): boolean {
@@ -234,7 +240,7 @@ let setupMemo: DenoSetup | undefined;
 function processSetup(): DenoSetup {
   if (setupMemo !== undefined) return setupMemo;
   const flags = commandLineFlags();
-  const cwd = Deno.cwd();
+  const cwd = workingDir();
   const value = (...names: string[]) => {
     for (const n of names) {
       const v = flags.get(n);
@@ -289,7 +295,7 @@ function configLock(config: string): string | null {
 /** The setup for a worker: the options over this process's. */
 function workerSetup(options: DenoWorkerOptions): DenoSetup {
   const own = processSetup();
-  const cwd = Deno.cwd();
+  const cwd = workingDir();
   const config = options.config === undefined
     ? own.config
     : options.config === false
@@ -335,7 +341,7 @@ export function denoCacheDir(): string {
       "Cannot find the Deno cache: none of DENO_DIR, XDG_CACHE_HOME, HOME is set",
     );
   }
-  return absolute(dir, Deno.cwd());
+  return absolute(dir, workingDir());
 }
 
 /** Local targets of an import map's `imports` and `scopes`, as directories. */
