@@ -21,6 +21,7 @@ const CONTENT_TYPES: Record<string, string> = {
 async function copy(from: string, to: string): Promise<void> {
   const info = await Deno.stat(from);
   if (info.isFile) {
+    await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
     await Deno.copyFile(from, to);
     return;
   }
@@ -33,7 +34,6 @@ async function copy(from: string, to: string): Promise<void> {
 /** The publishable files (deno.json `publish.include`) copied to `dir`. */
 async function publishable(dir: string): Promise<void> {
   const config = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
-  await Deno.mkdir(dir, { recursive: true });
   for (const entry of config.publish.include as string[]) {
     await copy(`${ROOT}${entry.replace(/\/$/, "")}`, `${dir}/${entry}`);
   }
