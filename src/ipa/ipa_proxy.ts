@@ -15,12 +15,7 @@ import { IpcRemoteError } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { fileDirOf, moduleUrl } from "../common/_file_url.ts";
-import {
-  DenoCacheError,
-  denoWorkerCommand,
-  type DenoWorkerOptions,
-  denoWorkerPaths,
-} from "../process/deno_command.ts";
+import { DenoCacheError, denoWorkerCommand } from "../process/deno_command.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
   IpaEventPayload,
@@ -100,17 +95,16 @@ export interface IpaProxyOptions {
 /** The program an isolated IPA worker runs (its static imports only). */
 const IPA_WORKER_ENTRY = new URL("./ipa_proxy_worker.ts", import.meta.url);
 
+/** isola's own directory when it is loaded from files, else null. */
+const ISOLA_DIR = fileDirOf(new URL("../../", import.meta.url));
+
 /**
- * The paths an isolated Deno worker needs to read to run `module`: the
- * system libraries, isola's own files, and what {@linkcode denoWorkerPaths}
- * lists (the Deno executable and cache, config, lock file, import-map
- * targets, the module's directory).
+ * The paths an isolated Deno worker needs to read: the system libraries,
+ * isola's own files, and `deno` (what `denoWorkerPaths()` lists:
+ * the Deno executable and cache, config, lock file, import-map targets,
+ * the module's directory).
  */
-function workerReadPaths(
-  host: URL,
-  module: string,
-  options: DenoWorkerOptions,
-): string[] {
+function workerReadPaths(deno: readonly string[]): string[] {
   return [
     "/lib",
     "/lib64",
@@ -121,10 +115,8 @@ function workerReadPaths(
     "/proc",
     "/dev/urandom",
     "/dev/null",
-    ...[fileDirOf(new URL("../../", import.meta.url))].filter((p) =>
-      p !== null
-    ),
-    ...denoWorkerPaths(host, { ...options, modules: [module] }),
+    ...(ISOLA_DIR === null ? [] : [ISOLA_DIR]),
+    ...deno,
   ];
 }
 
@@ -569,18 +561,15 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
     const url = moduleUrl(module);
-    const deno: DenoWorkerOptions = {
-      config: options.config,
-      lock: options.lock,
-      modules: [url],
-    };
     // Both the worker entry and the module are fetched into the Deno cache
     // first: the child has no network (and an entry served over HTTP is
     // not in this process's module graph).
     let cmd;
     try {
       cmd = await denoWorkerCommand(IPA_WORKER_ENTRY, {
-        ...deno,
+        config: options.config,
+        lock: options.lock,
+        modules: [url],
         flags: ["--allow-ffi", "--allow-read", ...(options.denoFlags ?? [])],
       });
     } catch (e) {
@@ -592,7 +581,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     const env = { ...workerEnv(), ...cmd.env, ...options.env };
     const fs = options.filesystem === false ? undefined : {
       read: [
-        ...workerReadPaths(IPA_WORKER_ENTRY, url, deno),
+        ...workerReadPaths(cmd.readPaths),
         ...(options.filesystem?.read ?? []),
       ],
       write: ["/dev/null", ...(options.filesystem?.write ?? [])],
