@@ -38,9 +38,22 @@ export function toFileUrl(path: string): URL {
   return new URL(`file://${path.split("/").map(encodeURIComponent).join("/")}`);
 }
 
+/** `path` made absolute against `base`, with `.` and `..` resolved. */
+function resolvePath(path: string, base: string): string {
+  const out: string[] = [];
+  const full = path.startsWith("/") ? path : `${base}/${path}`;
+  for (const part of full.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") out.pop();
+    else out.push(part);
+  }
+  return `/${out.join("/")}`;
+}
+
 /**
- * The URL of `module` (a URL, or a path resolved against `base`, default
- * the working directory).
+ * The URL of `module`: a URL as it is; a path (which may hold `#`, `?`,
+ * `%`: never parsed as a URL) resolved against `base`, default the working
+ * directory.
  *
  * @param module A URL or a path.
  * @param base Directory a relative path is taken from.
@@ -49,8 +62,7 @@ export function toFileUrl(path: string): URL {
 export function moduleUrl(module: string | URL, base?: string): string {
   if (module instanceof URL) return module.href;
   if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return new URL(module).href;
-  const dir = (base ?? Deno.cwd()).replace(/\/?$/, "/");
-  return new URL(module, toFileUrl(dir)).href;
+  return toFileUrl(resolvePath(module, base ?? Deno.cwd())).href;
 }
 
 /**
