@@ -7,9 +7,10 @@ import {
   denoWorkerCommand,
   denoWorkerPaths,
   IpcPipeUnixSocket,
+  Process,
   readFd,
 } from "../../mod.ts";
-import { test, warmUpWorkers, withoutFdLeak } from "../_helpers.ts";
+import { test, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const MOD_TS = new URL("../../mod.ts", import.meta.url);
 const ROOT = fromFileUrl(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -176,6 +177,59 @@ test.userns("denoWorkerCommand() starts a pipe worker from a path with a space a
       assertEquals(new TextDecoder().decode(again.data), "HELLO!");
       assertEquals(readFd(text), new TextEncoder().encode("hello"));
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("denoWorkerCommand() defaults to this process's config and lock file", async () => {
+  const cmd = await denoWorkerCommand("/opt/worker.ts", { cache: false });
+  assertEquals(cmd.args.slice(0, 4), [
+    "run",
+    "--no-prompt",
+    `--config=${ROOT}/deno.json`,
+    `--lock=${ROOT}/deno.lock`,
+  ]);
+});
+
+Deno.test("denoWorkerCommand() follows --config, --no-lock and --import-map of the command line that started this process", async () => {
+  const { dir, app } = await makeProject();
+  try {
+    await Deno.writeTextFile(`${app}/map.json`, '{ "imports": {} }');
+    await Deno.writeTextFile(
+      `${dir}/print.ts`,
+      `import { denoWorkerCommand } from "${MOD_TS.href}";
+const cmd = await denoWorkerCommand("/opt/w.ts", { cache: false });
+console.log(JSON.stringify(cmd.args));
+`,
+    );
+    using out = createMemfd();
+    await using p = Process.spawn(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        "--allow-read",
+        "-c",
+        `${app}/deno.json`,
+        "--no-lock",
+        `--import-map=${app}/map.json`,
+        `${dir}/print.ts`,
+        "--config=not-for-deno", // the script's own argument
+      ],
+      cwd: "/",
+      stdout: out,
+      stderr: "capture",
+    });
+    const exit = await within(p.exited, CALL_TIMEOUT_MS, "print.ts");
+    assertEquals(exit.kind, "exited", new TextDecoder().decode(exit.stderr));
+    assertEquals(JSON.parse(new TextDecoder().decode(readFd(out))), [
+      "run",
+      "--no-prompt",
+      `--config=${app}/deno.json`,
+      "--no-lock",
+      `--import-map=${app}/map.json`,
+      "/opt/w.ts",
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
