@@ -82,6 +82,14 @@ export {
   STDERR_TAIL_BYTES,
 } from "./src/process/process.ts";
 export {
+  denoCacheDir,
+  DenoCacheError,
+  type DenoWorkerCommand,
+  denoWorkerCommand,
+  type DenoWorkerOptions,
+  denoWorkerPaths,
+} from "./src/process/deno_command.ts";
+export {
   IPC_ERROR_CMD,
   IpcMessage,
   type IpcMessageInit,

@@ -74,6 +74,21 @@ export interface IpaManagerOptions {
   allowUnisolated?: boolean;
   /** Extra `deno run` flags for isolated workers. */
   denoFlags?: readonly string[];
+  /** Environment variables for isolated workers (see `IpaProxyOptions.env`). */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * File access of isolated workers: extra `{ read, write }` paths, or
+   * `false` for unrestricted (see `IpaProxyOptions.filesystem`).
+   */
+  filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+  /**
+   * The config file (deno.json) isolated workers use, `false` for none.
+   * Default: this process's, so modules resolve bare specifiers from the
+   * application's import map in both placements.
+   */
+  config?: string | false;
+  /** The lock file isolated workers check, `false` for none. Default: this process's. */
+  lock?: string | false;
   /** Deadline of sync methods, ms. */
   timeout?: number;
 }
@@ -219,6 +234,10 @@ export class IpaManager {
       isolate: o.isolate,
       allowUnisolated: o.allowUnisolated,
       denoFlags: o.denoFlags,
+      env: o.env,
+      filesystem: o.filesystem,
+      config: o.config,
+      lock: o.lock,
     };
     const problems: IpaModuleError[] = [];
     for (const m of await this.modules()) {

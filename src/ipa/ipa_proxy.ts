@@ -22,6 +22,8 @@ import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
 import { settleWithin } from "../common/_timeout.ts";
+import { fileDirOf, moduleUrl } from "../common/_file_url.ts";
+import { DenoCacheError, denoWorkerCommand } from "../process/deno_command.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
   IpaEventPayload,
@@ -63,9 +65,11 @@ export interface IpaProxyOptions {
   allowUnisolated?: boolean;
   /**
    * Isolated only: extra `deno run` flags for the worker process (e.g.
-   * `--allow-env`). It always gets `--allow-ffi` (its socket) and
-   * `--allow-read` (to load the module); the kernel jail is what isolates
-   * it.
+   * `--allow-env`). It always gets `--allow-ffi` (its socket),
+   * `--allow-read` (to load the module), this process's config and lock
+   * file, and `--cached-only --allow-import`: the module and its imports
+   * are fetched into the Deno cache before (see
+   * {@linkcode denoWorkerCommand}); the kernel jail is what isolates it.
    */
   denoFlags?: readonly string[];
   /**
@@ -83,25 +87,33 @@ export interface IpaProxyOptions {
    * added to the defaults.
    */
   filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+  /**
+   * Isolated only: the config file (deno.json, with its import map) the
+   * worker uses; `false` for none. Default: this process's, so the
+   * module's bare specifiers resolve as they do here.
+   */
+  config?: string | false;
+  /**
+   * Isolated only: the lock file the worker checks; `false` for none.
+   * Default: this process's.
+   */
+  lock?: string | false;
 }
 
-function dirOf(url: string): string | null {
-  return url.startsWith("file:")
-    ? new URL(".", url).pathname.replace(/\/$/, "")
-    : null;
-}
+/** The program an isolated IPA worker runs (its static imports only). */
+const IPA_WORKER_ENTRY = new URL("./ipa_proxy_worker.ts", import.meta.url);
 
-/** The paths an isolated Deno worker needs to read to run `module`. */
-function workerReadPaths(
-  module: string,
-  env: Record<string, string>,
-): string[] {
-  const cache = env.DENO_DIR ??
-    (env.XDG_CACHE_HOME ? `${env.XDG_CACHE_HOME}/deno` : undefined) ??
-    (env.HOME ? `${env.HOME}/.cache/deno` : undefined);
-  const isola = dirOf(new URL("../../", import.meta.url).href);
+/** isola's own directory when it is loaded from files, else null. */
+const ISOLA_DIR = fileDirOf(new URL("../../", import.meta.url));
+
+/**
+ * The paths an isolated Deno worker needs to read: the system libraries,
+ * isola's own files, and `deno` (what `denoWorkerPaths()` lists:
+ * the Deno executable and cache, config, lock file, import-map targets,
+ * the module's directory).
+ */
+function workerReadPaths(deno: readonly string[]): string[] {
   return [
-    Deno.execPath(),
     "/lib",
     "/lib64",
     "/usr/lib",
@@ -111,7 +123,8 @@ function workerReadPaths(
     "/proc",
     "/dev/urandom",
     "/dev/null",
-    ...[cache, isola, dirOf(module)].filter((p): p is string => !!p),
+    ...(ISOLA_DIR === null ? [] : [ISOLA_DIR]),
+    ...deno,
   ];
 }
 
@@ -139,10 +152,7 @@ export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "DENO_NO_UPDATE_CHECK",
 ]);
 
-function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
-  string,
-  string
-> {
+function workerEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   // Read through libc: FFI is already full trust, and the parent may not
   // hold --allow-env for these names.
@@ -151,7 +161,7 @@ function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
     const name = s.slice(0, eq);
     if (eq > 0 && IPA_WORKER_ENV.includes(name)) env[name] = s.slice(eq + 1);
   }
-  return { ...env, ...extra };
+  return env;
 }
 
 /**
@@ -646,13 +656,6 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   }
 }
 
-function moduleUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
-  const base = new URL(`file://${Deno.cwd()}/`);
-  return new URL(module, base).href;
-}
-
 /**
  * An IPA in a Worker thread of this process (libcamera's
  * `IPAProxyThread`): for trusted modules. Sync methods block the caller
@@ -798,22 +801,34 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   ): Promise<IpaProxyOf<I>> {
     checkProxyArgs(iface, module, options, "Cannot create IpaProxyIsolated");
     const url = moduleUrl(module);
-    const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
-    const env = workerEnv(options.env);
+    // Both the worker entry and the module are fetched into the Deno cache
+    // first: the child has no network (and an entry served over HTTP is
+    // not in this process's module graph).
+    let cmd;
+    try {
+      cmd = await denoWorkerCommand(IPA_WORKER_ENTRY, {
+        config: options.config,
+        lock: options.lock,
+        modules: [url],
+        flags: ["--allow-ffi", "--allow-read", ...(options.denoFlags ?? [])],
+      });
+    } catch (e) {
+      if (!(e instanceof DenoCacheError)) throw e;
+      throw new IpaModuleError(url, `could not be loaded: ${e.message}`, {
+        cause: e,
+      });
+    }
+    const env = { ...workerEnv(), ...cmd.env, ...options.env };
     const fs = options.filesystem === false ? undefined : {
-      read: [...workerReadPaths(url, env), ...(options.filesystem?.read ?? [])],
+      read: [
+        ...workerReadPaths(cmd.readPaths),
+        ...(options.filesystem?.read ?? []),
+      ],
       write: ["/dev/null", ...(options.filesystem?.write ?? [])],
     };
     const isolate = options.isolate ?? true;
-    const pipe = new IpcPipeUnixSocket(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-ffi",
-        "--allow-read",
-        ...(options.denoFlags ?? []),
-        host.protocol === "file:" ? host.pathname : host.href,
-      ],
+    const pipe = new IpcPipeUnixSocket(cmd.path, {
+      args: cmd.args,
       isolate: isolate === false
         ? false
         : { ...(isolate === true ? {} : isolate), filesystem: fs },

@@ -481,6 +481,7 @@ const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
  * await using proc = Process.spawn("/bin/sh", {
  *   args: ["-c", "echo boom >&2; kill -s SEGV $$"],
  *   isolate: true,
+ *   allowUnisolated: true, // where user namespaces are refused: describe() says
  *   stderr: "capture",
  * });
  * console.log(proc.describe().isolation.networkNamespace); // true

@@ -14,7 +14,12 @@ import {
   stressSeed,
   syncLoad,
 } from "../fixtures/fault_scenarios.ts";
-import { assertNoFdLeak, fdSnapshot, warmUpWorkers } from "../_helpers.ts";
+import {
+  assertNoFdLeak,
+  fdSnapshot,
+  test,
+  warmUpWorkers,
+} from "../_helpers.ts";
 
 const SEED = stressSeed(7);
 
@@ -51,7 +56,7 @@ Deno.test("`IpcPipeUnixSocket.sendAsync()` to a worker that stops reading ends w
   assertLess(s.rssAfter - s.rssBefore, (32 << 20) + s.sent * 4104);
 });
 
-Deno.test("`Process` isolation: the isolated children and pipe worker of a SIGKILLed parent are gone within 1 s", async () => {
+test.userns("`Process` isolation: the isolated children and pipe worker of a SIGKILLed parent are gone within 1 s", async () => {
   const before = fdSnapshot();
   const s = await parentKilled(3);
   await assertNoFdLeak(before);

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assertEquals } from "@std/assert";
 import {
   ChildOps,
@@ -22,7 +23,9 @@ Deno.test({
     "`CLONE3_X86_64_CODE` matches ffi/clone3_x86_64.S when re-assembled with as",
   ignore: !HAS_BINUTILS,
   fn: async () => {
-    const src = new URL("../../ffi/clone3_x86_64.S", import.meta.url).pathname;
+    const src = fromFileUrl(
+      new URL("../../ffi/clone3_x86_64.S", import.meta.url),
+    );
     assertEquals(await assembleText(src), CLONE3_X86_64_CODE);
   },
 });

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   CameraControls,
@@ -12,10 +13,16 @@ import {
   verifyIpaModule,
 } from "../../mod.ts";
 import { TestIpa } from "../fixtures/ipa_test_iface.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import {
+  test,
+  USERNS,
+  warmUpWorkers,
+  within,
+  withoutFdLeak,
+} from "../_helpers.ts";
 
 const FIXTURE = new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
-const EXAMPLES = new URL("../../examples/ipa", import.meta.url).pathname;
+const EXAMPLES = fromFileUrl(new URL("../../examples/ipa", import.meta.url));
 const EXAMPLE_KEY = new URL(
   "../../examples/keys/example_ipa.pub",
   import.meta.url,
@@ -73,6 +80,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
         assertEquals(ipa.init({ name: "t" }).greeting, "hello t");
       });
       await t.step("signed by an untrusted key: isolated", async () => {
+        if (!USERNS) return; // needs a user namespace
         const m = new IpaManager({
           modulePath: [signed],
           trustedKeys: [other.publicKey],
@@ -81,6 +89,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
         assertEquals(ipa.placement, "isolated");
       });
       await t.step("no signature: isolated", async () => {
+        if (!USERNS) return; // needs a user namespace
         const m = new IpaManager({
           modulePath: [unsigned],
           trustedKeys: [keys.publicKey],
@@ -124,7 +133,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
   }
 });
 
-Deno.test("IpaManager.createIpa() matches pipeline and version, and names the module it cannot use", async () => {
+test.userns("IpaManager.createIpa() matches pipeline and version, and names the module it cannot use", async () => {
   const FIX = FIXTURE;
   const dir = await moduleDir({
     "a_other.ts": `import { createIpa as c } from "${FIX}";
@@ -157,7 +166,7 @@ export const createIpa = c;`,
   }
 });
 
-Deno.test("IpaManager with the examples: the signed open module runs in a thread and answers stats passed by fd", async () => {
+test.userns("IpaManager with the examples: the signed open module runs in a thread and answers stats passed by fd", async () => {
   const key = await loadIpaPublicKey(EXAMPLE_KEY);
   await clean(async () => {
     const m = new IpaManager({ modulePath: [EXAMPLES], trustedKeys: [key] });

@@ -2,6 +2,7 @@
 // objects: an isolated child cannot reach the parent's loopback listener,
 // cannot see a descriptor it was not given, holds no privilege (no_new_privs,
 // no capability, unmapped uid), and cannot signal the parent.
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -19,12 +20,13 @@ import {
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { pipe2 } from "../../ffi/spawn.ts";
 import { close, memfdCreate, readlink } from "../../ffi/unistd.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import { USERNS, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const dec = new TextDecoder();
-const NET_WORKER =
-  new URL("../fixtures/fault_net_worker.ts", import.meta.url).pathname;
-const CAN_ISOLATE = clone3Available();
+const NET_WORKER = fromFileUrl(
+  new URL("../fixtures/fault_net_worker.ts", import.meta.url),
+);
+const CAN_ISOLATE = clone3Available() && USERNS;
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 
@@ -246,7 +248,7 @@ Deno.test({
 Deno.test({
   name:
     "`Process` with `isolate.filesystem` (Landlock) reads only beneath the read paths and writes only beneath the write paths",
-  ignore: !clone3Available(),
+  ignore: !CAN_ISOLATE,
   async fn() {
     const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll" });
     try {

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -27,6 +28,8 @@ import {
   procExists,
   procState,
   readProc,
+  test,
+  USERNS,
   within,
   withoutFdLeak,
 } from "../_helpers.ts";
@@ -214,7 +217,7 @@ Deno.test("`Process.start()` searches PATH when the program has no slash", async
   });
 });
 
-Deno.test("`Process.start()` puts the child in new user, net and pid namespaces when isolated", async () => {
+test.userns("`Process.start()` puts the child in new user, net and pid namespaces when isolated", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     await using p = Process.spawn("/bin/sleep", {
@@ -247,7 +250,7 @@ Deno.test("`Process.start()` puts the child in new user, net and pid namespaces 
 Deno.test({
   name:
     "`Process.start()` leaves the child unable to reach a parent's 127.0.0.1 listener when isolated",
-  ignore: !HAS_BASH || !clone3Available(),
+  ignore: !HAS_BASH || !clone3Available() || !USERNS,
   fn: async () => {
     await withoutFdLeak(async () => {
       using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -269,12 +272,13 @@ Deno.test({
   },
 });
 
-Deno.test("`Process` isolation kills an orphaned child when its parent dies", async () => {
+test.userns("`Process` isolation kills an orphaned child when its parent dies", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     using out = createMemfd();
-    const fixture = new URL("../fixtures/process_pdeathsig.ts", import.meta.url)
-      .pathname;
+    const fixture = fromFileUrl(
+      new URL("../fixtures/process_pdeathsig.ts", import.meta.url),
+    );
     await using parent = Process.spawn(Deno.execPath(), {
       args: ["run", "--no-lock", "--allow-ffi", "--allow-read", fixture],
       stdout: out,
@@ -357,7 +361,7 @@ Deno.test("`Process.kill()` leaves no zombie and no fd over 200 spawn/kill cycle
   assertEquals([...openFds()].filter((fd) => !before.has(fd)), []);
 });
 
-Deno.test("`Process.exited` resolves for each of 50 concurrent children through one watcher", async () => {
+test.userns("`Process.exited` resolves for each of 50 concurrent children through one watcher", async () => {
   await withoutFdLeak(async () => {
     const procs = Array.from(
       { length: 50 },
