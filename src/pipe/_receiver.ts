@@ -7,12 +7,16 @@ import { eventfd, O } from "../../ffi/spawn.ts";
 import { close, write } from "../../ffi/unistd.ts";
 import {
   CALLER,
+  E_EXIT_SEEN,
   E_EXITED,
   E_FD,
   E_GEN,
+  E_INFLIGHT,
   E_LOCK,
+  E_PAUSED,
   E_PIDFD,
   E_SEQ,
+  E_WINDOW,
   entry,
   FREE,
   MAX_PIPES,
@@ -24,6 +28,7 @@ import {
   TAG_PIDFD,
   TAG_SOCKET,
   TAG_WAKE,
+  UNLIMITED_WINDOW,
 } from "./_receiver_shared.ts";
 
 /** What a pipe hears from the receiver, on the event loop. */
@@ -91,12 +96,18 @@ export class Receiver {
   }
 
   /**
-   * Starts watching socket `fd` (and `pidfd`, or -1) for `client`.
+   * Starts watching socket `fd` (and `pidfd`, or -1) for `client`, reading
+   * at most `window` items ahead of {@linkcode Receiver.release}.
    *
    * @returns The pipe's index.
    * @throws {RangeError} With more than 1023 pipes.
    */
-  add(fd: number, pidfd: number, client: ReceiverClient): number {
+  add(
+    fd: number,
+    pidfd: number,
+    client: ReceiverClient,
+    window: number = UNLIMITED_WINDOW,
+  ): number {
     const idx = this.#free.pop() ?? this.#next++;
     if (idx >= MAX_PIPES) {
       throw new RangeError(
@@ -109,6 +120,10 @@ export class Receiver {
     t[b + E_PIDFD] = pidfd;
     t[b + E_SEQ] = 0;
     t[b + E_EXITED] = 0;
+    t[b + E_INFLIGHT] = 0;
+    t[b + E_WINDOW] = window;
+    t[b + E_PAUSED] = 0;
+    t[b + E_EXIT_SEEN] = 0;
     t[b + E_GEN] = t[b + E_GEN] + 1;
     Atomics.store(t, b + E_LOCK, FREE);
     this.#clients.set(idx, client);
@@ -158,15 +173,54 @@ export class Receiver {
     const t = this.#table;
     const b = entry(idx);
     Atomics.store(t, b + E_LOCK, FREE);
+    // A paused socket comes back with release(), when its window has room.
+    if (Atomics.load(t, b + E_PAUSED) === 0) this.#watchSocket(idx);
+    return Atomics.exchange(t, b + E_EXITED, 0) !== 0;
+  }
+
+  /**
+   * Gives back the credit of one item of pipe `idx` the owner has
+   * delivered; at half the window, a paused socket is read again.
+   */
+  release(idx: number): void {
+    const t = this.#table;
+    const b = entry(idx);
+    const left = Atomics.sub(t, b + E_INFLIGHT, 1) - 1;
+    if (
+      left <= t[b + E_WINDOW] >> 1 &&
+      Atomics.load(t, b + E_PAUSED) === 1 &&
+      Atomics.compareExchange(t, b + E_PAUSED, 1, 0) === 1
+    ) {
+      this.#watchSocket(idx);
+      // An exit the receiver saw while paused: fire its one-shot again so
+      // it is reported once the socket is drained.
+      if (Atomics.load(t, b + E_EXIT_SEEN) !== 0 && t[b + E_PIDFD] >= 0) {
+        epollCtl(
+          this.#epfd,
+          EPOLL.EPOLL_CTL_MOD,
+          t[b + E_PIDFD],
+          EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
+          idx,
+          TAG_PIDFD,
+        );
+      }
+    }
+  }
+
+  /** Whether pipe `idx`'s socket is out of the epoll set (window full). */
+  paused(idx: number): boolean {
+    return Atomics.load(this.#table, entry(idx) + E_PAUSED) === 1;
+  }
+
+  #watchSocket(idx: number): void {
     epollCtl(
       this.#epfd,
       EPOLL.EPOLL_CTL_ADD,
-      t[b + E_FD],
+      this.#table[entry(idx) + E_FD],
       EPOLL.EPOLLIN,
       idx,
       TAG_SOCKET,
     );
-    return Atomics.exchange(t, b + E_EXITED, 0) !== 0;
   }
 
   /** The next sequence number of pipe `idx` (the caller holds it). */

@@ -14,12 +14,16 @@ import {
 } from "../ipc/_frame.ts";
 import {
   decodeItem,
+  E_EXIT_SEEN,
   E_EXITED,
   E_FD,
   E_GEN,
+  E_INFLIGHT,
   E_LOCK,
+  E_PAUSED,
   E_PIDFD,
   E_SEQ,
+  E_WINDOW,
   entry,
   FREE,
   RECEIVER,
@@ -27,6 +31,7 @@ import {
   type ReceiverInit,
   T_STOP,
   TAG_PIDFD,
+  TAG_SOCKET,
   TAG_WAKE,
 } from "./_receiver_shared.ts";
 
@@ -53,16 +58,44 @@ function run(init: ReceiverInit): void {
     }
   };
 
-  // Reads all that is queued on pipe `idx` (lock held); false at hang-up.
-  const drain = (idx: number): boolean => {
+  // Takes pipe `idx`'s socket out of the epoll set because its window is
+  // full; false if the owner delivered meanwhile (then it stays in).
+  const pause = (b: number, idx: number): boolean => {
+    epollCtl(init.epfd, EPOLL.EPOLL_CTL_DEL, t[b + E_FD], 0, 0, 0);
+    Atomics.store(t, b + E_PAUSED, 1);
+    if (
+      Atomics.load(t, b + E_INFLIGHT) < t[b + E_WINDOW] &&
+      Atomics.compareExchange(t, b + E_PAUSED, 1, 0) === 1
+    ) {
+      epollCtl(
+        init.epfd,
+        EPOLL.EPOLL_CTL_ADD,
+        t[b + E_FD],
+        EPOLL.EPOLLIN,
+        idx,
+        TAG_SOCKET,
+      );
+      return false;
+    }
+    return true;
+  };
+
+  // Reads what is queued on pipe `idx` (lock held) until the socket is
+  // empty, the peer hung up, or the window is full.
+  const drain = (idx: number): "empty" | "eof" | "paused" => {
     const b = entry(idx);
     const fd = t[b + E_FD];
     const gen = t[b + E_GEN];
     for (;;) {
+      if (
+        Atomics.load(t, b + E_INFLIGHT) >= t[b + E_WINDOW] && pause(b, idx)
+      ) {
+        return "paused";
+      }
       const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
       if (n === -E.EINTR) continue;
-      if (n === -E.EAGAIN) return true;
-      if (n < 0 || isEndOfStream(rx, n, fd)) return false;
+      if (n === -E.EAGAIN) return "empty";
+      if (n < 0 || isEndOfStream(rx, n, fd)) return "eof";
       const item = decodeItem(
         rx,
         n,
@@ -71,6 +104,7 @@ function run(init: ReceiverInit): void {
         Atomics.add(t, b + E_SEQ, 1),
         MAX_SIZE,
       );
+      Atomics.add(t, b + E_INFLIGHT, 1);
       if (item.type === "msg") post(item, [item.buffer]);
       else post(item);
     }
@@ -101,15 +135,20 @@ function run(init: ReceiverInit): void {
         if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXITED, 1);
         continue;
       }
-      // Everything the peer sent before it went away is delivered first.
-      const alive = drain(idx);
-      if (!alive || kind === TAG_PIDFD) {
+      // Everything the peer sent before it went away is delivered first:
+      // an exit seen while the window is full is reported once drained.
+      if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXIT_SEEN, 1);
+      const state = drain(idx);
+      if (
+        state === "eof" ||
+        (state === "empty" && Atomics.load(t, b + E_EXIT_SEEN) !== 0)
+      ) {
         forget(idx);
         post({
           type: "hangup",
           id: idx,
           gen: t[b + E_GEN],
-          why: alive ? "process" : "socket",
+          why: state === "eof" ? "socket" : "process",
         });
       }
       Atomics.store(t, b + E_LOCK, FREE);

@@ -22,7 +22,12 @@ import {
   type ProcessStderr,
   type ProcessStdio,
 } from "../process/process.ts";
-import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import {
+  DEFAULT_SEND_TIMEOUT,
+  DEFAULT_SPIN_US,
+  type IpcPayloadInit,
+  IpcUnixSocket,
+} from "../ipc/ipc_unix_socket.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
 import {
   encodeMessage,
@@ -41,12 +46,25 @@ import {
 import { PendingCalls } from "./_pending_calls.ts";
 import { OrderedDelivery } from "./_ordered_delivery.ts";
 import { readReply } from "./_sync_reader.ts";
+import { SendQueue } from "./_send_queue.ts";
 import { PipeLife } from "./_pipe_life.ts";
 import { Receiver } from "./_receiver.ts";
-import type { ReceivedError, ReceivedMessage } from "./_receiver_shared.ts";
+import {
+  OWNER_GEN,
+  type ReceivedError,
+  type ReceivedMessage,
+  UNLIMITED_WINDOW,
+} from "./_receiver_shared.ts";
 
 /** Default deadline of a call: 2 s, the upper end of libcamera's. */
 export const DEFAULT_CALL_TIMEOUT = 2000;
+
+/**
+ * Default receive window of a pipe: how many messages from the worker the
+ * receiver Worker reads ahead of their delivery on this thread's event
+ * loop (see {@linkcode IpcPipeOptions.receiveWindow}).
+ */
+export const DEFAULT_RECEIVE_WINDOW = 64;
 
 /** Options of {@linkcode IpcPipeUnixSocket}. */
 export interface IpcPipeOptions {
@@ -77,6 +95,21 @@ export interface IpcPipeOptions {
    * A reply within the window costs no wake-up of the caller's thread.
    */
   spin?: number;
+  /**
+   * Deadline of a {@linkcode IpcPipeUnixSocket.sendAsync} while the worker
+   * does not read (its socket full), ms. Default 2000.
+   */
+  sendTimeout?: number;
+  /**
+   * Flow control: the most messages from the worker (events, replies to
+   * Promise calls) read but not yet delivered on this thread. At the limit
+   * the receiver stops reading the worker's socket until half of them are
+   * delivered, so the socket's kernel buffer fills and the worker's own
+   * sends block, then fail with a timeout: memory and the event-loop
+   * backlog stay bounded however fast the worker sends. Default
+   * {@linkcode DEFAULT_RECEIVE_WINDOW}; `Infinity` turns flow control off.
+   */
+  receiveWindow?: number;
 }
 
 /** Options of one call. */
@@ -133,6 +166,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   readonly #id: number;
   readonly #timeout: number;
   readonly #spin: number;
+  readonly #sendTimeout: number;
+  readonly #queue: SendQueue;
   readonly #pending = new PendingCalls();
   readonly #delivery = new OrderedDelivery<Received>((item) =>
     this.#deliver(item)
@@ -160,6 +195,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     super();
     this.#timeout = checkTimeout(options.timeout, DEFAULT_CALL_TIMEOUT);
     this.#spin = checkTimeout(options.spin, DEFAULT_SPIN_US);
+    this.#sendTimeout = checkTimeout(options.sendTimeout, DEFAULT_SEND_TIMEOUT);
+    const window = checkWindow(options.receiveWindow);
     if (path instanceof IpcUnixSocket) {
       if (path.state !== "open") {
         throw new TypeError(`Cannot connect pipe: the socket is ${path.state}`);
@@ -192,6 +229,11 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       this.#pidfd = this.#process.dupPidfd();
     }
     this.#life = new PipeLife(this.#process);
+    this.#queue = new SendQueue(this.#sock, {
+      wants: (cookie) => this.#pending.has(cookie),
+      failed: (cookie, e) => this.#pending.take(cookie)?.reject(e),
+      gone: () => this.#markGone(),
+    });
     this.#receiver = Receiver.acquire();
     this.#id = this.#receiver.add(this.#sock.fd, this.#pidfd?.fd ?? -1, {
       onReceived: (item) => {
@@ -199,7 +241,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
         this.#delivery.flush();
       },
       onHangup: () => this.#markGone(),
-    });
+    }, window);
   }
 
   /**
@@ -232,20 +274,47 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     return c;
   }
 
-  #send(init: IpcMessageInit, cookie: number, action: string): void {
+  #encode(init: IpcMessageInit, cookie: number, action: string) {
     const msg = new IpcMessage(init, cookie);
     if (msg.cmd === IPC_ERROR_CMD) {
       throw new RangeError(`${action}: cmd ${IPC_ERROR_CMD} is reserved`);
     }
+    return encodeMessage(msg.cmd, cookie, msg.data, msg.fds);
+  }
+
+  /**
+   * Sends on this thread, after the calls queued before it, blocking
+   * until `deadline` at most.
+   *
+   * @throws {IpcTimeoutError} The worker did not read in time.
+   * @throws {IpcPeerGoneError} The send met the hang-up.
+   */
+  #sendBlocking(
+    payload: IpcPayloadInit,
+    deadline: number,
+    timeout: number,
+    action: string,
+  ): void {
     try {
-      this.#sock.send(encodeMessage(msg.cmd, cookie, msg.data, msg.fds));
-    } catch (e) {
-      if (e instanceof IpcClosedError) {
-        this.#markGone();
-        throw new IpcPeerGoneError(action, this.#life.exit);
+      if (this.#queue.flushSync(deadline)) {
+        const remaining = Math.max(0, deadline - performance.now());
+        this.#sock.send(payload, { timeout: remaining });
+        return;
       }
-      throw e;
+    } catch (e) {
+      if (!(e instanceof IpcTimeoutError)) throw this.#sendError(e, action);
     }
+    throw new IpcTimeoutError(
+      `${action}: the worker has not read for ${timeout} ms (socket full)`,
+      timeout,
+    );
+  }
+
+  // A send that met the hang-up: the pipe is gone.
+  #sendError(e: unknown, action: string): unknown {
+    if (!(e instanceof IpcClosedError)) return e;
+    this.#markGone();
+    return new IpcPeerGoneError(action, this.#life.exit);
   }
 
   /**
@@ -265,20 +334,23 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     // A caller that blocks anyway waits (briefly) for the exit report.
     this.#life.checkSync(action);
     const timeout = checkTimeout(options.timeout, this.#timeout);
+    const deadline = performance.now() + timeout;
     const cookie = this.#cookie();
+    const payload = this.#encode(msg, cookie, action);
     const receiver = this.#receiver;
     // Take the socket from the receiver Worker: this thread reads the reply
     // itself (no thread hand-off), and only it reads until give().
     receiver.take(this.#id);
     let peerExited = false;
     try {
-      this.#send(msg, cookie, action);
+      // The deadline bounds the whole call, the send included.
+      this.#sendBlocking(payload, deadline, timeout, action);
       const reply = readReply({
         fd: this.#sock.fd,
         pidfd: this.#pidfd?.fd ?? -1,
         id: this.#id,
         cookie,
-        deadline: performance.now() + timeout,
+        deadline,
         timeout,
         spin: this.#spin,
         action,
@@ -325,24 +397,43 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       options.signal?.throwIfAborted();
       const timeout = checkTimeout(options.timeout, this.#timeout);
       const cookie = this.#cookie();
+      const payload = this.#encode(msg, cookie, action);
       const reply = this.#pending.add(cookie, cmd, {
         timeout,
         signal: options.signal,
         onTimeout: () =>
           new IpcTimeoutError(
-            `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
+            this.#queue.has(cookie)
+              ? `${action}: not sent within ${timeout} ms (the worker does not read)`
+              : `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
             timeout,
           ),
       });
       try {
-        this.#send(msg, cookie, action);
+        // Never block this thread: a full socket queues the call.
+        if (this.#queue.length > 0 || !this.#trySend(payload)) {
+          this.#queue.push(cookie, payload);
+        }
       } catch (e) {
         this.#pending.take(cookie);
-        throw e;
+        throw this.#sendError(e, action);
       }
       return reply;
     } catch (e) {
-      return Promise.reject(e);
+      // A send that met the hang-up fails with the exit report, as the
+      // pending calls do.
+      return this.#life.goneLater(action) ?? Promise.reject(e);
+    }
+  }
+
+  // One non-blocking send; false if the socket is full.
+  #trySend(payload: IpcPayloadInit): boolean {
+    try {
+      this.#sock.send(payload, { timeout: 0 });
+      return true;
+    } catch (e) {
+      if (e instanceof IpcTimeoutError) return false;
+      throw e;
     }
   }
 
@@ -350,14 +441,28 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * Sends a message without reply. Thrown errors are the only failures:
    * nothing is dropped silently.
    *
+   * Blocks this thread while the worker's socket is full, up to the
+   * pipe's `sendTimeout`; like the blocking calls, it waits briefly for the
+   * exit report of a worker that just died.
+   *
    * @param msg Command, bytes, descriptors.
    * @throws {IpcPeerGoneError} The worker is gone.
    * @throws {IpcTimeoutError} The worker does not read (socket full).
    */
   sendAsync(msg: IpcMessageInit): void {
     const action = `Cannot send ${msg.cmd ?? 0}`;
-    this.#life.check(action);
-    this.#send(msg, 0, action);
+    this.#life.checkSync(action);
+    const payload = this.#encode(msg, 0, action);
+    const timeout = this.#sendTimeout;
+    try {
+      this.#sendBlocking(payload, performance.now() + timeout, timeout, action);
+    } catch (e) {
+      // The send met the hang-up before the exit was reaped.
+      if (e instanceof IpcPeerGoneError && e.exit === null) {
+        throw this.#life.goneSync(action);
+      }
+      throw e;
+    }
   }
 
   /** The reply to a call of `cmd`, or the worker's error as a throw. */
@@ -373,6 +478,15 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   }
 
   #deliver(item: Received): void {
+    try {
+      this.#dispatchItem(item);
+    } finally {
+      // The receiver may read one more ahead (flow control).
+      if (item.gen !== OWNER_GEN) this.#receiver.release(this.#id);
+    }
+  }
+
+  #dispatchItem(item: Received): void {
     if (item.type === "error") {
       this.dispatchEvent(
         new IpcPipeErrorEvent(new IpcProtocolError(item.reason, item.detail)),
@@ -407,6 +521,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       this.#pending.failAll((call) =>
         new IpcPeerGoneError(`Cannot call ${call.cmd}`, exit)
       );
+      this.#queue.drop();
       this.dispatchEvent(new IpcPipeDisconnectEvent(exit));
     });
   }
@@ -423,6 +538,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     this.#closed ??= (async () => {
       this.#life.closing();
       this.#receiver.remove(this.#id);
+      await this.#queue.stop();
       this.#sock.close();
       this.#pidfd?.close();
       this.#delivery.clear((item) => {
@@ -440,4 +556,16 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The receive window option, validated (the table holds an int32). */
+function checkWindow(w: number | undefined): number {
+  const v = w ?? DEFAULT_RECEIVE_WINDOW;
+  if (v === Infinity) return UNLIMITED_WINDOW;
+  if (!Number.isInteger(v) || v < 1 || v >= UNLIMITED_WINDOW) {
+    throw new RangeError(
+      `Invalid receiveWindow: ${v} (must be an integer >= 1, or Infinity)`,
+    );
+  }
+  return v;
 }
