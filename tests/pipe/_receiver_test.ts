@@ -14,7 +14,7 @@ const RECEIVER =
 type Item = ReceivedMessage | ReceivedError;
 
 /** A socket watched by the receiver, and what the receiver reports. */
-function watched(pidfd = -1) {
+function watched(pidfd = -1, window?: number) {
   const mine = new IpcUnixSocket();
   const peer = new IpcUnixSocket();
   peer.bind(mine.create());
@@ -28,7 +28,7 @@ function watched(pidfd = -1) {
       arrived.resolve();
     },
     onHangup: hangup.resolve,
-  });
+  }, window);
   return {
     mine,
     peer,
@@ -108,6 +108,61 @@ Deno.test("`Receiver` reports the end of the peer's process by its pidfd", async
     using pidfd = child.dupPidfd();
     const w = watched(pidfd.fd);
     assertEquals(await within(w.hangup, 5000, "exit"), "process");
+    w.close();
+  });
+});
+
+/** Waits a moment for posts that must not come. */
+const settle = () => new Promise((r) => setTimeout(r, 50));
+
+Deno.test("`Receiver` flow control: it reads at most `window` items ahead of release(), then pauses until half are released", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    const w = watched(-1, 4);
+    for (let cmd = 1; cmd <= 20; cmd++) send(w.peer, cmd);
+    await w.until(4);
+    await settle();
+    assertEquals(w.items.length, 4);
+    assertEquals(w.receiver.paused(w.id), true);
+    w.receiver.release(w.id); // 3 in flight: above half, still paused
+    await settle();
+    assertEquals(w.items.length, 4);
+    w.receiver.release(w.id); // 2 in flight: read again, up to 4
+    await w.until(6);
+    await settle();
+    assertEquals(w.items.length, 6);
+    // Release as they come: all 20 arrive, in order.
+    for (let released = 2; released < 20; released++) {
+      await w.until(Math.min(20, released + 3));
+      w.receiver.release(w.id);
+    }
+    await w.until(20);
+    assertEquals(w.items.map((i) => i.seq), [...Array(20).keys()]);
+    w.close();
+  });
+});
+
+Deno.test("`Receiver` flow control: an exit seen while paused is reported after everything sent before it", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    await using child = Process.spawn("/bin/true");
+    using pidfd = child.dupPidfd();
+    await child.exited;
+    const w = watched(pidfd.fd, 2);
+    let hungUp = false;
+    w.hangup.then(() => hungUp = true);
+    for (let cmd = 1; cmd <= 5; cmd++) send(w.peer, cmd);
+    await w.until(2);
+    await settle();
+    assertEquals([w.items.length, hungUp], [2, false]);
+    for (let n = 2; n <= 5; n++) {
+      w.receiver.release(w.id);
+      await w.until(n);
+    }
+    w.receiver.release(w.id);
+    w.receiver.release(w.id);
+    assertEquals(await within(w.hangup, 5000, "exit report"), "process");
+    assertEquals(w.items.length, 5);
     w.close();
   });
 });
