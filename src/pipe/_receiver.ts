@@ -182,10 +182,10 @@ export class Receiver {
    * Gives back the credit of one item of pipe `idx` the owner has
    * delivered; at half the window, a paused socket is read again.
    */
-  release(idx: number): void {
+  release(idx: number, n = 1): void {
     const t = this.#table;
     const b = entry(idx);
-    const left = Atomics.sub(t, b + E_INFLIGHT, 1) - 1;
+    const left = Atomics.sub(t, b + E_INFLIGHT, n) - n;
     if (
       left <= t[b + E_WINDOW] >> 1 &&
       Atomics.load(t, b + E_PAUSED) === 1 &&

@@ -175,6 +175,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   readonly #life: PipeLife;
   #nextCookie = 1;
   #lateReplies = 0;
+  #credits = 0; // delivered items not yet given back to the receiver
   #closed?: Promise<void>;
 
   /**
@@ -481,9 +482,22 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     try {
       this.#dispatchItem(item);
     } finally {
-      // The receiver may read one more ahead (flow control).
-      if (item.gen !== OWNER_GEN) this.#receiver.release(this.#id);
+      if (item.gen !== OWNER_GEN) this.#credit();
     }
+  }
+
+  // Gives the receiver back the credit of a delivered item (flow control),
+  // from a timer: the event loop passes its timers phase before the
+  // receiver reads more, so a flood cannot keep the loop from its timers.
+  #credit(): void {
+    if (this.#credits++ > 0) return;
+    setTimeout(() => {
+      const n = this.#credits;
+      this.#credits = 0;
+      if (this.#life.state === "open" || this.#life.state === "gone") {
+        this.#receiver.release(this.#id, n);
+      }
+    }, 0);
   }
 
   #dispatchItem(item: Received): void {
