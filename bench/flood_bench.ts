@@ -6,7 +6,7 @@
 // at the end; run with `deno task bench bench/flood_bench.ts`.
 import { IpcPipeUnixSocket } from "../mod.ts";
 
-const EVENTS = 20_000;
+const EVENTS = 50_000;
 const LISTENER_US = 20;
 const TICK_MS = 10;
 const here = (p: string) => new URL(p, import.meta.url).pathname;
@@ -17,6 +17,9 @@ function work(us: number): void {
   while (performance.now() < until) { /* busy */ }
 }
 
+/** Highest RSS seen by timerLag()'s ticks, bytes. */
+let rssSeen = 0;
+
 /** Worst lateness of a TICK_MS timer chain while `run` lasts, ms. */
 async function timerLag(run: () => Promise<void>): Promise<number> {
   let worst = 0;
@@ -24,6 +27,7 @@ async function timerLag(run: () => Promise<void>): Promise<number> {
   let expected = performance.now() + TICK_MS;
   const tick = () => {
     const now = performance.now();
+    rssSeen = Math.max(rssSeen, Deno.memoryUsage().rss);
     worst = Math.max(worst, now - expected);
     expected = now + TICK_MS;
     if (!stop) timer = setTimeout(tick, TICK_MS);
@@ -43,7 +47,17 @@ interface Case {
   name: string;
   flood(): Promise<void>;
   lags: number[];
-  rssPeak: number;
+  /** RSS growth during its floods over the RSS before its first, bytes. */
+  rssGrowth: number;
+}
+
+/** Runs one flood of case `c`, recording its timer lag and RSS. */
+async function measure(c: Case, run: () => Promise<void>): Promise<void> {
+  const before = Deno.memoryUsage().rss;
+  rssSeen = before;
+  c.lags.push(await timerLag(run));
+  rssSeen = Math.max(rssSeen, Deno.memoryUsage().rss);
+  c.rssGrowth = Math.max(c.rssGrowth, rssSeen - before);
 }
 
 function pipeCase(name: string, receiveWindow: number): Case {
@@ -64,13 +78,12 @@ function pipeCase(name: string, receiveWindow: number): Case {
   const c: Case = {
     name,
     lags: [],
-    rssPeak: 0,
+    rssGrowth: 0,
     async flood() {
       const finished = new Promise<void>((r) => done = r);
       const start = seen;
       pipe.sendAsync({ cmd: 1, data: n });
-      c.lags.push(await timerLag(() => finished));
-      c.rssPeak = Math.max(c.rssPeak, Deno.memoryUsage().rss);
+      await measure(c, () => finished);
       if (seen - start !== EVENTS) throw new Error(`${seen - start} events`);
     },
   };
@@ -93,13 +106,12 @@ function postCase(): Case {
   const c: Case = {
     name: "Worker postMessage",
     lags: [],
-    rssPeak: 0,
+    rssGrowth: 0,
     async flood() {
       const finished = new Promise<void>((r) => done = r);
       const start = seen;
       w.postMessage(EVENTS);
-      c.lags.push(await timerLag(() => finished));
-      c.rssPeak = Math.max(c.rssPeak, Deno.memoryUsage().rss);
+      await measure(c, () => finished);
       if (seen - start !== EVENTS) throw new Error(`${seen - start} events`);
     },
   };
@@ -111,17 +123,19 @@ const closers: (() => unknown)[] = [];
 const idleLag = await timerLag(() => new Promise((r) => setTimeout(r, 500)));
 const cases = [
   pipeCase("IpcPipeUnixSocket, receive window 64 (default)", 64),
+  pipeCase("IpcPipeUnixSocket, receive window 256", 256),
   pipeCase("IpcPipeUnixSocket, no flow control", Infinity),
   postCase(),
 ];
-await Promise.all(cases.map((c) => c.flood())); // started and warm
+for (const c of cases) await c.flood(); // started and warm
+for (const c of cases) c.lags.length = 0;
 
 const group = `flood of ${EVENTS} events, ${LISTENER_US} µs listener`;
 for (const [i, c] of cases.entries()) {
   Deno.bench({
     name: c.name,
     group,
-    baseline: i === 1,
+    baseline: i === 2,
     n: 5,
     warmup: 1,
     async fn() {
@@ -131,18 +145,18 @@ for (const [i, c] of cases.entries()) {
 }
 
 globalThis.addEventListener("unload", () => {
-  const mb = (b: number) => `${(b / (1 << 20)).toFixed(0)} MiB`;
+  const mb = (b: number) => `${(b / (1 << 20)).toFixed(1)} MiB`;
   console.log(
     `\n${TICK_MS} ms timer, worst lateness (idle: ${idleLag.toFixed(1)} ms):`,
   );
   for (const c of cases) {
-    const lags = c.lags.slice(1); // the first ran while starting
+    const lags = c.lags;
     console.log(
       `  ${c.name}: ${Math.max(...lags).toFixed(1)} ms ` +
         `(median of floods ${
           [...lags].sort((a, b) => a - b)[lags.length >> 1].toFixed(1)
         } ms); ` +
-        `RSS peak ${mb(c.rssPeak)}`,
+        `RSS +${mb(c.rssGrowth)}`,
     );
   }
   for (const close of closers) close();

@@ -248,13 +248,15 @@ export class Receiver {
 
   #dispatch(e: ReceiverEvent): void {
     switch (e.type) {
-      case "msg":
-      case "error": {
-        const c = this.#client(e.id, e.gen);
-        if (c) c.onReceived(e);
-        else if (e.type === "msg") { for (const fd of e.fds) close(fd); }
+      case "batch":
+        for (const item of e.items) {
+          const c = this.#client(item.id, item.gen);
+          if (c) c.onReceived(item);
+          else if (item.type === "msg") {
+            for (const fd of item.fds) close(fd);
+          }
+        }
         return;
-      }
       case "hangup":
         this.#client(e.id, e.gen)?.onHangup(e.why);
         return;

@@ -68,6 +68,12 @@ export const TAG_SOCKET = 0;
 export const TAG_PIDFD = 1;
 export const TAG_WAKE = 2;
 
+/**
+ * Most items the receiver posts at once: one post per read burst saves a
+ * hand-off per message, and the cap keeps a burst from waiting long.
+ */
+export const MAX_BATCH = 64;
+
 /** Sent once to the receiver Worker. */
 export interface ReceiverInit {
   epfd: number;
@@ -99,8 +105,7 @@ export interface ReceivedError {
 
 /** What the receiver tells the owning thread. */
 export type ReceiverEvent =
-  | ReceivedMessage
-  | ReceivedError
+  | { type: "batch"; items: (ReceivedMessage | ReceivedError)[] }
   | { type: "hangup"; id: number; gen: number; why: "socket" | "process" }
   | { type: "stopped" }
   | { type: "fatal"; message: string };

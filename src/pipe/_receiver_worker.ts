@@ -26,6 +26,9 @@ import {
   E_WINDOW,
   entry,
   FREE,
+  MAX_BATCH,
+  type ReceivedError,
+  type ReceivedMessage,
   RECEIVER,
   type ReceiverEvent,
   type ReceiverInit,
@@ -105,9 +108,18 @@ function run(init: ReceiverInit): void {
         MAX_SIZE,
       );
       Atomics.add(t, b + E_INFLIGHT, 1);
-      if (item.type === "msg") post(item, [item.buffer]);
-      else post(item);
+      batch.push(item);
+      if (item.type === "msg") transfer.push(item.buffer);
+      if (batch.length >= MAX_BATCH) flush();
     }
+  };
+
+  // Posts what drain() read, in one message.
+  const batch: (ReceivedMessage | ReceivedError)[] = [];
+  const transfer: ArrayBuffer[] = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    post({ type: "batch", items: batch.splice(0) }, transfer.splice(0));
   };
 
   for (;;) {
@@ -139,6 +151,7 @@ function run(init: ReceiverInit): void {
       // an exit seen while the window is full is reported once drained.
       if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXIT_SEEN, 1);
       const state = drain(idx);
+      flush();
       if (
         state === "eof" ||
         (state === "empty" && Atomics.load(t, b + E_EXIT_SEEN) !== 0)
