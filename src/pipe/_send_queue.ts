@@ -48,6 +48,7 @@ export class SendQueue {
   readonly #queue: Queued[] = [];
   readonly #pfd = new PollFds(1);
   #writer: Promise<void> | null = null;
+  #writing = false; // #write() runs (set and cleared synchronously)
   #stopped = false;
 
   constructor(sock: IpcUnixSocket, owner: SendQueueOwner) {
@@ -80,7 +81,7 @@ export class SendQueue {
       throw e;
     }
     this.#queue.push({ cookie, data: payload.data as Uint8Array, fds });
-    this.#writer ??= this.#write().finally(() => this.#writer = null);
+    if (!this.#writing) this.#writer = this.#write();
   }
 
   /**
@@ -139,16 +140,21 @@ export class SendQueue {
   }
 
   async #write(): Promise<void> {
-    while (!this.#stopped && this.#next() !== undefined) {
-      try {
-        if (this.#sendHead(0)) continue;
-      } catch (e) {
-        if (!(e instanceof IpcClosedError)) throw e;
-        this.#owner.gone();
-        return;
+    this.#writing = true;
+    try {
+      while (!this.#stopped && this.#next() !== undefined) {
+        try {
+          if (this.#sendHead(0)) continue;
+        } catch (e) {
+          if (!(e instanceof IpcClosedError)) throw e;
+          this.#owner.gone();
+          return;
+        }
+        this.#pfd.set(0, this.#sock.fd, POLL.POLLOUT);
+        await this.#pfd.pollAsync(POLL_SLICE);
       }
-      this.#pfd.set(0, this.#sock.fd, POLL.POLLOUT);
-      await this.#pfd.pollAsync(POLL_SLICE);
+    } finally {
+      this.#writing = false;
     }
   }
 }
