@@ -63,6 +63,13 @@ export const DEFAULT_CALL_TIMEOUT = 2000;
  * Default receive window of a pipe: how many messages from the worker the
  * receiver Worker reads ahead of their delivery on this thread's event
  * loop (see {@linkcode IpcPipeOptions.receiveWindow}).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RECEIVE_WINDOW } from "@isola/isola";
+ *
+ * console.log(DEFAULT_RECEIVE_WINDOW); // 64
+ * ```
  */
 export const DEFAULT_RECEIVE_WINDOW = 64;
 
@@ -135,13 +142,16 @@ const DEFAULT_CLOSE_GRACE = 1000;
  *   (one per thread, shared by all pipes, which reads everything else) and
  *   reads its reply itself, one reader at a time (docs/pipe.md). The event
  *   loop is not re-entered, so nothing runs and nothing nests while it
- *   waits (the hang of libcamera's nested sendSync, seed 000).
+ *   waits (libcamera's nested sendSync() waits hang a camera thread). Its
+ *   deadline bounds the whole call, the send included.
  * - {@linkcode IpcPipeUnixSocket.call} is the same as a Promise; many may
- *   be outstanding.
+ *   be outstanding. It never blocks the thread: on a full socket the call
+ *   is queued and written when the worker reads again.
  * - {@linkcode IpcPipeUnixSocket.sendAsync} sends without reply.
  * - Messages the worker sends on its own arrive as `recv` events, in
  *   order, on this thread's event loop (after a sendSync() returns, if they
- *   came while it waited).
+ *   came while it waited). At most `receiveWindow` of them wait for
+ *   delivery; beyond that the worker's own sends block (flow control).
  * - If the worker exits or closes its end, pending and later calls fail at
  *   once with {@linkcode IpcPeerGoneError}, which carries the exit report.
  *
@@ -176,6 +186,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   #nextCookie = 1;
   #lateReplies = 0;
   #credits = 0; // delivered items not yet given back to the receiver
+  #creditTimer?: ReturnType<typeof setTimeout>;
   #closed?: Promise<void>;
 
   /**
@@ -486,18 +497,28 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     }
   }
 
-  // Gives the receiver back the credit of a delivered item (flow control),
-  // from a timer: the event loop passes its timers phase before the
-  // receiver reads more, so a flood cannot keep the loop from its timers.
+  // Gives the receiver back the credit of a delivered item (flow control).
+  // While it reads, at once; once it has paused (this thread fell a whole
+  // window behind), from a timer: the event loop then passes its timers
+  // phase before the receiver reads more, so a flood cannot keep the loop
+  // from its timers.
   #credit(): void {
-    if (this.#credits++ > 0) return;
-    setTimeout(() => {
-      const n = this.#credits;
-      this.#credits = 0;
-      if (this.#life.state === "open" || this.#life.state === "gone") {
-        this.#receiver.release(this.#id, n);
-      }
+    this.#credits++;
+    if (this.#creditTimer !== undefined) return;
+    if (!this.#receiver.paused(this.#id)) return this.#giveCredits();
+    this.#creditTimer = setTimeout(() => {
+      this.#creditTimer = undefined;
+      this.#giveCredits();
     }, 0);
+  }
+
+  #giveCredits(): void {
+    const n = this.#credits;
+    this.#credits = 0;
+    const state = this.#life.state;
+    if (state === "open" || state === "gone") {
+      this.#receiver.release(this.#id, n);
+    }
   }
 
   #dispatchItem(item: Received): void {
