@@ -1,9 +1,9 @@
 // A worker floods events at the owner, whose listener works 20 µs per
 // event: throughput, and how late the owner's 10 ms timer ticks are while
-// it lasts. IpcPipeUnixSocket with its receive window (flow control, the
-// default) against the same pipe without one and against Worker
-// postMessage (baselines in the same group). Timer lag and RSS are printed
-// at the end; run with `deno task bench bench/flood_bench.ts`.
+// it lasts. IpcPipeUnixSocket with receive windows (flow control) against
+// the same pipe without one and against Worker postMessage (baselines in
+// the same group). Timer lag and RSS are printed at the end; run with
+// `deno task bench bench/flood_bench.ts`.
 import { IpcPipeUnixSocket } from "../mod.ts";
 
 const EVENTS = 50_000;
@@ -122,8 +122,9 @@ function postCase(): Case {
 const closers: (() => unknown)[] = [];
 const idleLag = await timerLag(() => new Promise((r) => setTimeout(r, 500)));
 const cases = [
-  pipeCase("IpcPipeUnixSocket, receive window 64 (default)", 64),
-  pipeCase("IpcPipeUnixSocket, receive window 256", 256),
+  pipeCase("IpcPipeUnixSocket, receive window 128 (default)", 128),
+  pipeCase("IpcPipeUnixSocket, receive window 64", 64),
+  pipeCase("IpcPipeUnixSocket, receive window 512", 512),
   pipeCase("IpcPipeUnixSocket, no flow control", Infinity),
   postCase(),
 ];
@@ -135,7 +136,7 @@ for (const [i, c] of cases.entries()) {
   Deno.bench({
     name: c.name,
     group,
-    baseline: i === 2,
+    baseline: i === 3,
     n: 5,
     warmup: 1,
     async fn() {

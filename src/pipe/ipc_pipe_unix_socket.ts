@@ -68,10 +68,10 @@ export const DEFAULT_CALL_TIMEOUT = 2000;
  * ```ts
  * import { DEFAULT_RECEIVE_WINDOW } from "@isola/isola";
  *
- * console.log(DEFAULT_RECEIVE_WINDOW); // 64
+ * console.log(DEFAULT_RECEIVE_WINDOW); // 128
  * ```
  */
-export const DEFAULT_RECEIVE_WINDOW = 64;
+export const DEFAULT_RECEIVE_WINDOW = 128;
 
 /** Options of {@linkcode IpcPipeUnixSocket}. */
 export interface IpcPipeOptions {
