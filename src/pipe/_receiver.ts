@@ -175,7 +175,11 @@ export class Receiver {
     Atomics.store(t, b + E_LOCK, FREE);
     // A paused socket comes back with release(), when its window has room.
     if (Atomics.load(t, b + E_PAUSED) === 0) this.#watchSocket(idx);
-    return Atomics.exchange(t, b + E_EXITED, 0) !== 0;
+    const exited = Atomics.exchange(t, b + E_EXITED, 0) !== 0;
+    // The receiver let the one-shot exit event go while the caller held
+    // the socket: fire it again so the end is reported either way.
+    if (exited) this.#rearmPidfd(idx);
+    return exited;
   }
 
   /**
@@ -194,17 +198,21 @@ export class Receiver {
       this.#watchSocket(idx);
       // An exit the receiver saw while paused: fire its one-shot again so
       // it is reported once the socket is drained.
-      if (Atomics.load(t, b + E_EXIT_SEEN) !== 0 && t[b + E_PIDFD] >= 0) {
-        epollCtl(
-          this.#epfd,
-          EPOLL.EPOLL_CTL_MOD,
-          t[b + E_PIDFD],
-          EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
-          idx,
-          TAG_PIDFD,
-        );
-      }
+      if (Atomics.load(t, b + E_EXIT_SEEN) !== 0) this.#rearmPidfd(idx);
     }
+  }
+
+  #rearmPidfd(idx: number): void {
+    const pidfd = this.#table[entry(idx) + E_PIDFD];
+    if (pidfd < 0) return;
+    epollCtl(
+      this.#epfd,
+      EPOLL.EPOLL_CTL_MOD,
+      pidfd,
+      EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
+      idx,
+      TAG_PIDFD,
+    );
   }
 
   /** Whether pipe `idx`'s socket is out of the epoll set (window full). */
