@@ -16,6 +16,12 @@ import {
   IpcTimeoutError,
   readFd,
 } from "../../mod.ts";
+import { Receiver } from "../../src/pipe/_receiver.ts";
+import {
+  E_INFLIGHT,
+  entry,
+  MAX_PIPES,
+} from "../../src/pipe/_receiver_shared.ts";
 import {
   pattern,
   procExists,
@@ -30,6 +36,16 @@ const RECEIVER =
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
 const readU32 = (d: Uint8Array, at = 0) =>
   new DataView(d.buffer, d.byteOffset).getUint32(at, true);
+
+/** Messages the receiver has read ahead of delivery, most over all pipes. */
+function inFlight(): number {
+  const table = Receiver.acquire().table;
+  let most = 0;
+  for (let idx = 1; idx < MAX_PIPES; idx++) {
+    most = Math.max(most, table[entry(idx) + E_INFLIGHT]);
+  }
+  return most;
+}
 
 const STALL = 12;
 const ARRIVAL = 13;
@@ -152,12 +168,14 @@ Deno.test("`IpcPipeUnixSocket` receive window: a flooding worker's sends time ou
     pids.push(pipe.process.pid!);
     let got = 0;
     let outOfOrder = 0;
+    let mostInFlight = 0;
     const done = Promise.withResolvers<[number, number]>();
     pipe.addEventListener("recv", (ev) => {
       using m = ev.message;
       if (m.cmd === 101) {
         if (readU32(m.data) !== got) outOfOrder++;
         got++;
+        mostInFlight = Math.max(mostInFlight, inFlight());
       } else if (m.cmd === 102) {
         done.resolve([readU32(m.data), readU32(m.data, 4)]);
       }
@@ -171,6 +189,9 @@ Deno.test("`IpcPipeUnixSocket` receive window: a flooding worker's sends time ou
     assertEquals(timedOut, 1, "the flooding worker was never slowed");
     assertEquals(got, accepted);
     assertEquals(outOfOrder, 0);
+    // The receiver read a whole window ahead while the owner was busy, and
+    // never more.
+    assertEquals(mostInFlight, 16);
   });
 });
 
