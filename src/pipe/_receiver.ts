@@ -18,6 +18,7 @@ import {
   E_SEQ,
   E_WINDOW,
   entry,
+  epollTag,
   FREE,
   MAX_PIPES,
   type ReceivedError,
@@ -72,7 +73,14 @@ export class Receiver {
       close(epfd);
       throw new SyscallError(-wake, "eventfd", "Cannot start the IPC receiver");
     }
-    epollCtl(epfd, EPOLL.EPOLL_CTL_ADD, wake, EPOLL.EPOLLIN, 0, TAG_WAKE);
+    epollCtl(
+      epfd,
+      EPOLL.EPOLL_CTL_ADD,
+      wake,
+      EPOLL.EPOLLIN,
+      0,
+      epollTag(TAG_WAKE, 0),
+    );
     this.#epfd = epfd;
     this.#wakeFd = wake;
     const table = new SharedArrayBuffer(TABLE_INTS * 4);
@@ -127,13 +135,14 @@ export class Receiver {
     t[b + E_GEN] = t[b + E_GEN] + 1;
     Atomics.store(t, b + E_LOCK, FREE);
     this.#clients.set(idx, client);
+    const gen = t[b + E_GEN];
     const r = epollCtl(
       this.#epfd,
       EPOLL.EPOLL_CTL_ADD,
       fd,
       EPOLL.EPOLLIN,
       idx,
-      TAG_SOCKET,
+      epollTag(TAG_SOCKET, gen),
     );
     if (r < 0) throw new SyscallError(-r, "epoll_ctl", "Cannot open pipe");
     if (pidfd >= 0) {
@@ -143,7 +152,7 @@ export class Receiver {
         pidfd,
         EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
         idx,
-        TAG_PIDFD,
+        epollTag(TAG_PIDFD, gen),
       );
     }
     return idx;
@@ -203,7 +212,8 @@ export class Receiver {
   }
 
   #rearmPidfd(idx: number): void {
-    const pidfd = this.#table[entry(idx) + E_PIDFD];
+    const b = entry(idx);
+    const pidfd = this.#table[b + E_PIDFD];
     if (pidfd < 0) return;
     epollCtl(
       this.#epfd,
@@ -211,7 +221,7 @@ export class Receiver {
       pidfd,
       EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
       idx,
-      TAG_PIDFD,
+      epollTag(TAG_PIDFD, this.#table[b + E_GEN]),
     );
   }
 
@@ -221,13 +231,14 @@ export class Receiver {
   }
 
   #watchSocket(idx: number): void {
+    const b = entry(idx);
     epollCtl(
       this.#epfd,
       EPOLL.EPOLL_CTL_ADD,
-      this.#table[entry(idx) + E_FD],
+      this.#table[b + E_FD],
       EPOLL.EPOLLIN,
       idx,
-      TAG_SOCKET,
+      epollTag(TAG_SOCKET, this.#table[b + E_GEN]),
     );
   }
 

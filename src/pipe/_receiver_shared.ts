@@ -63,10 +63,32 @@ export function entry(idx: number): number {
 /** Ints in the table. */
 export const TABLE_INTS = HEADER_INTS + MAX_PIPES * ENTRY_INTS;
 
-/** epoll data tags: high half = kind, low half = pipe index. */
+/**
+ * epoll data: low half = pipe index; high half = kind (`TAG_*`, 2 bits)
+ * and the pipe's generation above it, so that an event epoll_wait returned
+ * before its pipe was removed is not taken for the next pipe that reuses
+ * the index.
+ */
 export const TAG_SOCKET = 0;
 export const TAG_PIDFD = 1;
 export const TAG_WAKE = 2;
+const KIND_BITS = 2;
+const KIND_MASK = (1 << KIND_BITS) - 1;
+
+/** The high half of an epoll entry's data for a pipe of generation `gen`. */
+export function epollTag(kind: number, gen: number): number {
+  return ((gen << KIND_BITS) | kind) >>> 0;
+}
+
+/** The kind (`TAG_*`) of an epoll event's data high half. */
+export function tagKind(hi: number): number {
+  return hi & KIND_MASK;
+}
+
+/** Whether an epoll event's data high half is of generation `gen`. */
+export function tagIsCurrent(hi: number, gen: number): boolean {
+  return hi >>> KIND_BITS === (gen << KIND_BITS) >>> KIND_BITS;
+}
 
 /**
  * Most items the receiver posts at once: one post per read burst saves a

@@ -25,6 +25,7 @@ import {
   E_SEQ,
   E_WINDOW,
   entry,
+  epollTag,
   FREE,
   MAX_BATCH,
   type ReceivedError,
@@ -36,6 +37,8 @@ import {
   TAG_PIDFD,
   TAG_SOCKET,
   TAG_WAKE,
+  tagIsCurrent,
+  tagKind,
 } from "./_receiver_shared.ts";
 
 declare const self: {
@@ -76,7 +79,7 @@ function run(init: ReceiverInit): void {
         t[b + E_FD],
         EPOLL.EPOLLIN,
         idx,
-        TAG_SOCKET,
+        epollTag(TAG_SOCKET, t[b + E_GEN]),
       );
       return false;
     }
@@ -131,7 +134,8 @@ function run(init: ReceiverInit): void {
     }
     for (let i = 0; i < n; i++) {
       const idx = events.dataLo(i);
-      const kind = events.dataHi(i);
+      const hi = events.dataHi(i);
+      const kind = tagKind(hi);
       if (kind === TAG_WAKE) {
         read(init.wakeFd, wakeBuf);
         if (Atomics.load(t, T_STOP) !== 0) {
@@ -144,7 +148,18 @@ function run(init: ReceiverInit): void {
       if (Atomics.compareExchange(t, b + E_LOCK, FREE, RECEIVER) !== FREE) {
         // The owner reads it for a sync call (and re-arms it after), or the
         // pipe is being removed. A pidfd event is one-shot: leave a note.
-        if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXITED, 1);
+        if (
+          kind === TAG_PIDFD && tagIsCurrent(hi, Atomics.load(t, b + E_GEN))
+        ) {
+          Atomics.store(t, b + E_EXITED, 1);
+        }
+        continue;
+      }
+      // Under the lock the generation is stable: an event of a removed
+      // pipe whose index was reused since epoll_wait returned is dropped.
+      if (!tagIsCurrent(hi, Atomics.load(t, b + E_GEN))) {
+        Atomics.store(t, b + E_LOCK, FREE);
+        Atomics.notify(t, b + E_LOCK);
         continue;
       }
       // Everything the peer sent before it went away is delivered first:

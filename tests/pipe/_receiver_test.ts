@@ -2,9 +2,15 @@ import { assertEquals } from "@std/assert";
 import { IpcUnixSocket, Process } from "../../mod.ts";
 import { encodeMessage } from "../../src/pipe/ipc_message.ts";
 import { Receiver } from "../../src/pipe/_receiver.ts";
-import type {
-  ReceivedError,
-  ReceivedMessage,
+import {
+  epollTag,
+  type ReceivedError,
+  type ReceivedMessage,
+  TAG_PIDFD,
+  TAG_SOCKET,
+  TAG_WAKE,
+  tagIsCurrent,
+  tagKind,
 } from "../../src/pipe/_receiver_shared.ts";
 import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
@@ -165,4 +171,58 @@ Deno.test("`Receiver` flow control: an exit seen while paused is reported after 
     assertEquals(w.items.length, 5);
     w.close();
   });
+});
+
+Deno.test("`Receiver`: an exit event of a removed pipe never hangs up the pipe that reuses its index", async () => {
+  await warmUpWorkers(RECEIVER);
+  await withoutFdLeak(async () => {
+    await using child = Process.spawn("/bin/true");
+    using exited = child.dupPidfd();
+    await child.exited; // its pidfd stays readable: an event at every add
+    // A pipe kept throughout, so the receiver does not stop in between.
+    const keep = watched();
+    const receiver = keep.receiver;
+    const live: { sock: IpcUnixSocket; peer: IpcUnixSocket; id: number }[] = [];
+    let falseHangups = 0;
+    for (let i = 0; i < 500; i++) {
+      // A pipe whose peer has exited, removed at once (its exit event may
+      // be in the receiver's hands), then a live pipe at the same index.
+      using pidfd = exited.dup();
+      const gone = new IpcUnixSocket();
+      const gonePeer = gone.create();
+      receiver.remove(
+        receiver.add(gone.fd, pidfd.fd, { onReceived() {}, onHangup() {} }),
+      );
+      gone.close();
+      gonePeer.close();
+      const sock = new IpcUnixSocket();
+      const peer = new IpcUnixSocket();
+      peer.bind(sock.create());
+      const id = receiver.add(sock.fd, -1, {
+        onReceived() {},
+        onHangup: () => falseHangups++,
+      });
+      live.push({ sock, peer, id });
+      if (i % 20 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    await new Promise((r) => setTimeout(r, 200)); // time for a wrong report
+    assertEquals(falseHangups, 0);
+    for (const p of live) {
+      receiver.remove(p.id);
+      p.sock.close();
+      p.peer.close();
+    }
+    keep.close();
+  });
+});
+
+Deno.test("receiver epoll tags carry the kind and the generation, across wrap-around", () => {
+  for (const gen of [0, 1, 5, 2 ** 29, 2 ** 31 - 1, -(2 ** 31)]) {
+    for (const kind of [TAG_SOCKET, TAG_PIDFD, TAG_WAKE]) {
+      const hi = epollTag(kind, gen);
+      assertEquals(tagKind(hi), kind);
+      assertEquals(tagIsCurrent(hi, gen), true);
+      assertEquals(tagIsCurrent(hi, gen + 1), false);
+    }
+  }
 });
