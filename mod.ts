@@ -103,6 +103,7 @@ export {
 export { IpcCallError } from "./src/pipe/ipc_call_error.ts";
 export {
   DEFAULT_CALL_TIMEOUT,
+  DEFAULT_RECEIVE_WINDOW,
   type IpcCallOptions,
   type IpcPipeOptions,
   IpcPipeUnixSocket,

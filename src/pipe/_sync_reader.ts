@@ -17,6 +17,7 @@ import {
 } from "../ipc/_frame.ts";
 import {
   decodeItem,
+  OWNER_GEN,
   type ReceivedError,
   type ReceivedMessage,
 } from "./_receiver_shared.ts";
@@ -84,7 +85,14 @@ export function readReply(r: SyncRead): ReceivedMessage | null {
       continue;
     }
     if (n < 0 || isEndOfStream(rx, n, r.fd)) return null;
-    const item = decodeItem(rx, n, r.id, 0, r.nextSeq(), MAX_MESSAGE_SIZE);
+    const item = decodeItem(
+      rx,
+      n,
+      r.id,
+      OWNER_GEN,
+      r.nextSeq(),
+      MAX_MESSAGE_SIZE,
+    );
     if (item.type === "msg" && item.cookie === r.cookie) return item;
     // An event, another call's reply or a bad frame: delivered later, in
     // order.

@@ -12,7 +12,11 @@ import {
   type IpcMessageInit,
 } from "./ipc_message.ts";
 import { encodeErrorReply } from "./ipc_call_error.ts";
-import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import {
+  DEFAULT_SPIN_US,
+  type IpcSendOptions,
+  IpcUnixSocket,
+} from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 
 /**
@@ -93,14 +97,19 @@ export class IpcPipeWorker implements Disposable {
   }
 
   /**
-   * Sends an event (cookie 0) to the parent.
+   * Sends an event (cookie 0) to the parent. While the parent does not
+   * take its events (its pipe's receive window is full, see
+   * `IpcPipeOptions.receiveWindow`), the socket fills and this blocks the
+   * worker's thread, up to `options.timeout` (default 2 s).
    *
    * @param msg Command, bytes, descriptors.
+   * @param options The send deadline.
    * @throws {IpcClosedError} The parent is gone.
+   * @throws {IpcTimeoutError} The parent did not take events in time.
    */
-  emit(msg: IpcMessageInit): void {
+  emit(msg: IpcMessageInit, options: IpcSendOptions = {}): void {
     const m = new IpcMessage(msg);
-    this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds));
+    this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds), options);
   }
 
   /**
