@@ -14,6 +14,8 @@ const CONTROLLERS = [
   "/sys/fs/cgroup/unified/cgroup.controllers",
 ];
 const READ_BYTES = 4096;
+/** The controllers per-child limits need (`memory.max`, `pids.max`). */
+const NEEDED = ["memory", "pids"];
 
 let cached: string | null | undefined;
 
@@ -36,8 +38,12 @@ export function cgroupLimitsUnavailable(): string {
   const n = read(fd, buf);
   close(fd);
   const list = n > 0 ? new TextDecoder().decode(buf.subarray(0, n)).trim() : "";
-  cached = list === ""
-    ? "the cgroup v2 hierarchy has no controllers (hybrid v1 host; rlimits only)"
-    : `not implemented: the cgroup v2 controllers (${list}) are not used yet (rlimits only)`;
+  const have = list.split(/\s+/).filter((c) => c !== "");
+  const missing = NEEDED.filter((c) => !have.includes(c));
+  cached = missing.length > 0
+    ? `the cgroup v2 hierarchy lacks the ${
+      missing.join(" and ")
+    } controller(s) (has: ${have.join(" ") || "none"}; rlimits only)`
+    : "not implemented: per-child cgroups are not created yet (rlimits only)";
   return cached;
 }

@@ -60,6 +60,9 @@ export const JAIL_DEVICES: readonly string[] = Object.freeze([
   "urandom",
 ]);
 
+/** Directories the jail makes itself; host paths beneath them are not shown. */
+const PROVIDED = ["/proc", "/dev"];
+
 /** The hostname in the jail's UTS namespace. */
 export const JAIL_HOSTNAME = "isola";
 
@@ -114,6 +117,8 @@ export function planView(
   const entries = new Map<string, ViewEntry>();
   for (let i = 0; i < wanted.length; i++) {
     const [path, writable] = wanted[i];
+    // The jail makes its own /proc and /dev.
+    if (PROVIDED.some((d) => under(path, d))) continue;
     const kind = fileKind(path);
     if (typeof kind === "number") continue; // absent: nothing to show
     const had = entries.get(path);

@@ -40,8 +40,10 @@ import {
 } from "./isolation.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 import { reapNow, startJailed } from "./_clone3_executor.ts";
+import { denoChildPaths, isThisDeno } from "./_deno_paths.ts";
 
 export {
+  ISOLATION_LAYERS,
   type IsolationLayer,
   type ProcessFilesystem,
   type ProcessIsolation,
@@ -457,9 +459,22 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           }
           if (ccwd !== undefined) ops.chdir(ccwd);
         };
+        // A `deno run` child also sees its cache and its scripts' projects.
+        const jailIso = iso.layers.mountNamespace && isThisDeno(program)
+          ? {
+            ...iso,
+            filesystem: {
+              ...iso.filesystem,
+              read: [
+                ...iso.filesystem.read,
+                ...denoChildPaths(args, envp.vars),
+              ],
+            },
+          }
+          : iso;
         const r = startJailed({
           program,
-          iso,
+          iso: jailIso,
           allowUnisolated: options.allowUnisolated === true,
           notApplied,
           temps,
@@ -578,18 +593,22 @@ export class Process extends TypedEventTarget<ProcessEventMap>
   #environment(
     base: string[] | null,
     extra: [string, string][],
-  ): { pointer: Deno.PointerValue; keep: unknown[] } {
-    if (base === null && extra.length === 0) {
-      return { pointer: environPointer(), keep: [] };
-    }
+  ): {
+    pointer: Deno.PointerValue;
+    keep: unknown[];
+    vars: Map<string, string>;
+  } {
     const vars = new Map<string, string>();
     for (const s of base ?? environStrings()) {
       const eq = s.indexOf("=");
       if (eq > 0) vars.set(s.slice(0, eq), s.slice(eq + 1));
     }
     for (const [k, v] of extra) vars.set(k, v);
+    if (base === null && extra.length === 0) {
+      return { pointer: environPointer(), keep: [], vars };
+    }
     const arr = cStringArray([...vars].map(([k, v]) => `${k}=${v}`));
-    return { pointer: Deno.UnsafePointer.of(arr.ptrs), keep: [arr] };
+    return { pointer: Deno.UnsafePointer.of(arr.ptrs), keep: [arr], vars };
   }
 
   #readStderr(): boolean {

@@ -21,6 +21,7 @@ import {
 import { access } from "../../ffi/spawn.ts";
 import { memfdCreate, MFD, readlink } from "../../ffi/unistd.ts";
 import { watchedCount } from "../../src/process/_pidfd_watcher.ts";
+import { ISOLATION_LAYERS } from "../../src/process/isolation.ts";
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import {
   openFds,
@@ -214,30 +215,39 @@ Deno.test("`Process.start()` searches PATH when the program has no slash", async
   });
 });
 
-Deno.test("`Process.start()` puts the child in new user, net and pid namespaces when isolated", async () => {
+Deno.test("`Process.start()` puts the child in every namespace and reports each layer when isolated", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     await using p = Process.spawn("/bin/sleep", {
       args: ["10"],
       isolate: true,
     });
-    for (const ns of ["user", "net", "pid"]) {
+    for (const ns of ["user", "net", "pid", "ipc", "uts", "cgroup", "mnt"]) {
       const mine = readlink(`/proc/self/ns/${ns}`);
       const its = readlink(`/proc/${p.pid}/ns/${ns}`);
       assertEquals(typeof mine, "string");
       assertEquals(typeof its, "string");
       assertNotEquals(its, mine, `${ns} namespace shared`);
     }
-    assertEquals(p.describe().isolation, {
-      userNamespace: true,
-      networkNamespace: true,
-      pidNamespace: true,
-      filesystem: false,
-      clearSignalHandlers: true,
-      parentDeathSignal: "SIGKILL",
-      noNewPrivileges: true,
-    });
-    assertEquals(p.describe().notApplied, []);
+    const want = Object.fromEntries(
+      ISOLATION_LAYERS.map((l) => [l, l !== "cgroupLimits"]),
+    );
+    // Landlock where the kernel has it (5.13+); said why otherwise.
+    const d = p.describe();
+    if (!d.isolation.landlock) {
+      want.landlock = false;
+      assert(d.notApplied.some((n) => n.startsWith("landlock: ")));
+    }
+    assertEquals(d.isolation, want);
+    // cgroup v2 limits: never here (v1 hybrid), and said so.
+    assertEquals(
+      d.notApplied.filter((n) => !n.startsWith("landlock: ")).map((n) =>
+        n.split(":")[0]
+      ),
+      ["cgroupLimits"],
+    );
+    const status = readProc(`/proc/${p.pid}/status`)!;
+    assertMatch(status, /^Seccomp:\s+2$/m);
     assertMatch(readProc(`/proc/${p.pid}/status`)!, /NoNewPrivs:\s+1/);
     p.kill();
     await waitExit(p);
@@ -520,14 +530,16 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
         Process.spawn("/bin/true", { isolate: true, spawnPath: "posix_spawn" }),
       ProcessIsolationError,
     );
-    assertEquals(e.layers, [
-      "user namespace",
-      "network namespace",
-      "pid namespace",
-      "parent-death signal",
-      "no_new_privs",
-    ]);
-    assertMatch(e.message, /^Cannot spawn isolated process: user namespace/);
+    assertEquals(
+      e.layers,
+      ISOLATION_LAYERS.filter((l) =>
+        !["clearSignalHandlers", "cgroupLimits"].includes(l)
+      ),
+    );
+    assertMatch(
+      e.message,
+      /^Cannot spawn isolated process: parentDeathSignal, userNamespace/,
+    );
     assertEquals(watchedCount(), 0);
 
     const p = Process.spawn("/bin/true", {
@@ -538,8 +550,12 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
     const d = p.describe();
     assertEquals(d.isolation.userNamespace, false);
     assertEquals(d.isolation.networkNamespace, false);
-    assertEquals(d.notApplied.length, 4); // user, pid, pdeathsig, nnp
-    assertMatch(d.notApplied[0], /^user namespace: not available/);
+    assertEquals(d.isolation.clearSignalHandlers, true);
+    assert(!d.notApplied.some((n) => n.startsWith("networkNamespace")));
+    assertMatch(
+      d.notApplied.find((n) => n.startsWith("userNamespace"))!,
+      /^userNamespace: not available with posix_spawn/,
+    );
     assertEquals(await waitExit(p), { kind: "exited", code: 0 });
   });
 });
