@@ -30,6 +30,7 @@ export const MOUNT_ATTR = Object.freeze({
   NOSUID: 0x2,
   NODEV: 0x4,
   NOEXEC: 0x8,
+  IDMAP: 0x100000,
 });
 
 /** `struct mount_attr` (mount_setattr(2)): four `__u64`. */
@@ -82,9 +83,15 @@ const AT_EMPTY_PATH = 0x1000;
  * `OPEN_TREE_CLONE | AT_RECURSIVE`, Linux 5.2), with `attrSet` applied to
  * every mount in it (mount_setattr(2)). Needs `CAP_SYS_ADMIN`. Another
  * process can attach it with move_mount(2) even where it could not look
- * the path up. Returns the descriptor (close-on-exec) or `-errno`.
+ * the path up. With `idmapUserns` (a user namespace descriptor) the tree
+ * is also idmapped (Linux 5.12): file owners are shown through that
+ * namespace's map. Returns the descriptor (close-on-exec) or `-errno`.
  */
-export function detachedTree(path: string, attrSet: number): number {
+export function detachedTree(
+  path: string,
+  attrSet: number,
+  idmapUserns = -1,
+): number {
   const cpath = new TextEncoder().encode(path + "\0");
   const fd = sysCall(
     SYS_OPEN_TREE,
@@ -94,7 +101,10 @@ export function detachedTree(path: string, attrSet: number): number {
   );
   if (fd < 0) return -errno();
   const attr = new BigUint64Array(mount_attr.SIZEOF / 8);
-  attr[mount_attr.attr_set / 8] = BigInt(attrSet);
+  attr[mount_attr.attr_set / 8] = BigInt(
+    attrSet | (idmapUserns >= 0 ? MOUNT_ATTR.IDMAP : 0),
+  );
+  if (idmapUserns >= 0) attr[mount_attr.userns_fd / 8] = BigInt(idmapUserns);
   const empty = new Uint8Array(1);
   const attrBytes = new Uint8Array(attr.buffer);
   const r = sysCall(

@@ -19,7 +19,8 @@
  *
  * @module
  */
-import { SyscallError } from "../../ffi/errno.ts";
+import { E, SyscallError } from "../../ffi/errno.ts";
+import { rootAsNobodyUserns } from "./_idmap.ts";
 import { ChildOps } from "../../ffi/clone3_trampoline.ts";
 import {
   detachedTree,
@@ -142,6 +143,7 @@ export function planView(
     a.path < b.path ? -1 : a.path > b.path ? 1 : 0
   );
   const out: ViewEntry[] = [];
+  let idmap: number | undefined;
   const links = sorted.filter((e) => e.kind === "symlink").map((e) => e.path);
   for (const e of sorted) {
     // Under a recreated symlink: shown through it, at its target.
@@ -151,7 +153,20 @@ export function planView(
     );
     if (cover !== undefined && (cover.writable || !e.writable)) continue;
     if (detach && e.kind !== "symlink") {
-      const fd = detachedTree(e.path, bindAttrs(e.writable));
+      if (!e.writable && idmap === undefined) {
+        idmap = rootAsNobodyUserns();
+        if (idmap >= 0) fds.push(idmap);
+      }
+      // Read-only binds idmapped where the filesystem allows it (EINVAL:
+      // it does not), so root's files there are the child's to read.
+      let fd = detachedTree(
+        e.path,
+        bindAttrs(e.writable),
+        e.writable ? -1 : idmap!,
+      );
+      if (fd === -E.EINVAL && !e.writable) {
+        fd = detachedTree(e.path, bindAttrs(e.writable));
+      }
       if (fd < 0) {
         throw new SyscallError(
           -fd,
