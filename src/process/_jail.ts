@@ -21,7 +21,7 @@
  */
 import { E, SyscallError } from "../../ffi/errno.ts";
 import { rootAsNobodyUserns } from "./_idmap.ts";
-import { ChildOps } from "../../ffi/clone3_trampoline.ts";
+import type { ChildOps } from "../../ffi/clone3_trampoline.ts";
 import {
   detachedTree,
   type FileKind,

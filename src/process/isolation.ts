@@ -113,30 +113,54 @@ export interface ProcessIsolation {
   noNewPrivileges?: boolean;
 }
 
-/** Every layer, in the order the child takes them. */
-export const ISOLATION_LAYERS = Object.freeze(
-  [
-    "clearSignalHandlers",
-    "parentDeathSignal",
-    "userNamespace",
-    "identity",
-    "pidNamespace",
-    "networkNamespace",
-    "ipcNamespace",
-    "utsNamespace",
-    "cgroupNamespace",
-    "mountNamespace",
-    "newSession",
-    "limits",
-    "cgroupLimits",
-    "noNewPrivileges",
-    "landlock",
-    "seccomp",
-  ] as const,
-);
-
 /** The name of an isolation layer (the option that asks for it). */
-export type IsolationLayer = typeof ISOLATION_LAYERS[number];
+export type IsolationLayer =
+  | "clearSignalHandlers"
+  | "parentDeathSignal"
+  | "userNamespace"
+  | "identity"
+  | "pidNamespace"
+  | "networkNamespace"
+  | "ipcNamespace"
+  | "utsNamespace"
+  | "cgroupNamespace"
+  | "mountNamespace"
+  | "newSession"
+  | "limits"
+  | "cgroupLimits"
+  | "noNewPrivileges"
+  | "landlock"
+  | "seccomp";
+
+/**
+ * Every layer, in the order the child takes them: the keys of a
+ * {@linkcode ProcessIsolationReport}.
+ *
+ * @example
+ * ```ts
+ * import { ISOLATION_LAYERS } from "@isola/isola";
+ *
+ * console.log(ISOLATION_LAYERS.includes("seccomp")); // true
+ * ```
+ */
+export const ISOLATION_LAYERS: readonly IsolationLayer[] = Object.freeze([
+  "clearSignalHandlers",
+  "parentDeathSignal",
+  "userNamespace",
+  "identity",
+  "pidNamespace",
+  "networkNamespace",
+  "ipcNamespace",
+  "utsNamespace",
+  "cgroupNamespace",
+  "mountNamespace",
+  "newSession",
+  "limits",
+  "cgroupLimits",
+  "noNewPrivileges",
+  "landlock",
+  "seccomp",
+]);
 
 /** Which layers took effect for a child, one boolean per layer. */
 export type ProcessIsolationReport = Record<IsolationLayer, boolean>;

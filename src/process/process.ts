@@ -8,7 +8,7 @@
  * @module
  */
 import { E, SyscallError } from "../../ffi/errno.ts";
-import { ChildOps, clone3Available } from "../../ffi/clone3_trampoline.ts";
+import { type ChildOps, clone3Available } from "../../ffi/clone3_trampoline.ts";
 import {
   access,
   CLD,
@@ -39,7 +39,7 @@ import {
   resolveIsolation,
 } from "./isolation.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
-import { reapNow, startJailed } from "./_clone3_executor.ts";
+import { startJailed } from "./_clone3_executor.ts";
 import { denoChildPaths, isThisDeno } from "./_deno_paths.ts";
 
 export {
