@@ -536,18 +536,7 @@ export class ChildOps {
     rights: number,
     scratch: number,
   ): this {
-    this.add(
-      `open ${path}`,
-      SYS_X86_64.openat,
-      [
-        AT_FDCWD,
-        this.#str(path),
-        O_PATH | O_CLOEXEC,
-      ],
-      0,
-      OP_FLAG.SAVE,
-    );
-    this.#moveSaved(scratch, `open ${path}`);
+    this.openPathAt(path, scratch);
     // struct landlock_path_beneath_attr { __u64 allowed_access; __s32
     // parent_fd; } __attribute__((packed)): 12 bytes.
     const rule = new Uint8Array(12);
@@ -560,6 +549,26 @@ export class ChildOps {
       this.pin(rule),
       0,
     ]);
+  }
+
+  /**
+   * open(path, O_PATH | O_CLOEXEC), the descriptor moved to `fd` (a number
+   * the parent reserved, so later ops can name it, e.g. as
+   * `/proc/self/fd/<fd>`).
+   */
+  openPathAt(path: string, fd: number): this {
+    this.add(
+      `open ${path}`,
+      SYS_X86_64.openat,
+      [
+        AT_FDCWD,
+        this.#str(path),
+        O_PATH | O_CLOEXEC,
+      ],
+      0,
+      OP_FLAG.SAVE,
+    );
+    return this.#moveSaved(fd, `open ${path}`);
   }
 
   /** dup3(saved, fd, O_CLOEXEC), then close(saved). */

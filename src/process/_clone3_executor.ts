@@ -186,6 +186,7 @@ function spawnOnce(
     uid: drop ? OVERFLOW_ID : ids.uid[1],
     gid: drop ? OVERFLOW_ID : ids.gid[1],
     rootHost,
+    reserve: job.reserve,
     view,
   });
   if (layers.noNewPrivileges) ops.noNewPrivs();

@@ -204,6 +204,8 @@ export interface JailContext {
   gid: number;
   /** Whether the parent is root (the child must clear its saved uid). */
   rootHost: boolean;
+  /** A spare descriptor number the child may overwrite. */
+  reserve: () => number;
   /** The host paths to show (from {@linkcode planView}), or null: no mount namespace. */
   view: ViewEntry[] | null;
 }
@@ -227,7 +229,7 @@ export function jailOps(
     }
   }
   if (l.utsNamespace) ops.hostname(JAIL_HOSTNAME);
-  if (ctx.view !== null) minimalRoot(ops, iso, ctx.view);
+  if (ctx.view !== null) minimalRoot(ops, iso, ctx.view, ctx.reserve);
   if (l.newSession) ops.setsid().newSessionKeyring();
   if (iso.limits !== null) {
     const lim = iso.limits;
@@ -246,6 +248,7 @@ function minimalRoot(
   ops: ChildOps,
   iso: ResolvedIsolation,
   view: ViewEntry[],
+  reserve: () => number,
 ): void {
   const at = (p: string) => BUILD_DIR + (p === "/" ? "" : p);
   const made = new Set<string>(["/"]);
@@ -269,6 +272,16 @@ function minimalRoot(
 
   // Nothing done here may propagate back to the host's mounts.
   ops.mount(null, "/", null, MS.MS_REC | MS.MS_PRIVATE);
+  // Sources the parent did not detach are opened now, in the child's own
+  // mount namespace (a bind's source must be there) and before the new
+  // root hides them (it is built on /tmp, where sources may live).
+  const sourceFd = new Map<string, number>();
+  for (const e of view) {
+    if (e.kind === "symlink" || e.fd !== undefined) continue;
+    const fd = reserve();
+    ops.openPathAt(e.path, fd);
+    sourceFd.set(e.path, fd);
+  }
   ops.mount(
     "tmpfs",
     BUILD_DIR,
@@ -327,7 +340,12 @@ function minimalRoot(
     }
     if (e.fd !== undefined) ops.moveMount(e.fd, at(e.path));
     else {
-      ops.mount(e.path, at(e.path), null, MS.MS_BIND | MS.MS_REC);
+      ops.mount(
+        `/proc/self/fd/${sourceFd.get(e.path)}`,
+        at(e.path),
+        null,
+        MS.MS_BIND | MS.MS_REC,
+      );
       ops.mountSetattr(at(e.path), bindAttrs(e.writable), e.kind === "dir");
     }
     if (e.kind === "dir") bound.push(e.path);
