@@ -191,6 +191,54 @@ export interface ProcessTerminateOptions {
 
 type State = "new" | "running" | "exited";
 
+/** Every option of {@linkcode ProcessOptions} and the type it must have. */
+const OPTION_TYPES: Readonly<Record<keyof ProcessOptions, string>> = {
+  args: "array",
+  env: "object",
+  clearEnv: "boolean",
+  cwd: "string",
+  keepFds: "array",
+  stdin: "any",
+  stdout: "any",
+  stderr: "any",
+  isolate: "any",
+  allowUnisolated: "boolean",
+  logFile: "string",
+  spawnPath: "string",
+};
+
+/** TypeError naming the option for a wrong type or an unknown option. */
+function checkOptions(options: unknown): void {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    throw new TypeError(
+      `Cannot start process: options must be an object (arguments go in options.args), got ${
+        Array.isArray(options) ? "an array" : String(options)
+      }`,
+    );
+  }
+  for (const [key, value] of Object.entries(options)) {
+    const want = (OPTION_TYPES as Record<string, string>)[key];
+    if (want === undefined) {
+      throw new TypeError(`Cannot start process: unknown option "${key}"`);
+    }
+    if (value === undefined || want === "any") continue;
+    const ok = want === "array"
+      ? Array.isArray(value)
+      : want === "object"
+      ? typeof value === "object" && value !== null && !Array.isArray(value)
+      : typeof value === want;
+    if (!ok) {
+      throw new TypeError(
+        `Invalid option ${key}: ${String(value)} (must be ${
+          want === "array" ? "an array" : `a ${want}`
+        })`,
+      );
+    }
+  }
+}
+
 function checkString(value: unknown, what: string): string {
   if (typeof value !== "string") {
     throw new TypeError(`Cannot spawn process: ${what} must be a string`);
@@ -239,6 +287,7 @@ class Tail {
 }
 
 const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
+const SIGTERM = signalNumber("SIGTERM");
 
 /**
  * A child process running a program. The child never runs JavaScript:
@@ -333,6 +382,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
     if (path === "") {
       throw new TypeError("Cannot start process: the path is empty");
     }
+    checkOptions(options);
     const args = (options.args ?? []).map((a, i) =>
       checkString(a, `args[${i}]`)
     );
@@ -519,7 +569,10 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           close,
           closeFrom: maxTarget + 1,
           cwd: ccwd,
-          wantPidfd: true,
+          // glibc's pidfd_spawn (2.39+) leaves its pidfd open when exec
+          // fails (two leaked on Ubuntu 24.04); posix_spawn + pidfd_open is
+          // race-free too, since nothing else reaps our children.
+          wantPidfd: false,
         });
         if (typeof r === "number") {
           throw new ProcessSpawnError(-r, "posix_spawn", program);
@@ -680,6 +733,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
    * @param timeoutMs How long to wait, in milliseconds (0: just check).
    * @returns The exit report, or null if the child still runs.
    * @throws {TypeError} If not started.
+   * @throws {RangeError} If `timeoutMs` is not a finite number >= 0.
    *
    * @example
    * ```ts
@@ -692,6 +746,14 @@ export class Process extends TypedEventTarget<ProcessEventMap>
   waitSync(timeoutMs: number): ProcessExit | null {
     if (this.#state === "new") {
       throw new TypeError("Cannot wait for process: it was not started");
+    }
+    if (
+      typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) ||
+      timeoutMs < 0
+    ) {
+      throw new RangeError(
+        `Invalid timeoutMs: ${timeoutMs} (must be a finite number >= 0)`,
+      );
     }
     if (this.#status !== null) return this.#status;
     const p = new PollFds(1);
@@ -778,7 +840,11 @@ export class Process extends TypedEventTarget<ProcessEventMap>
 
   /**
    * Sends SIGTERM, and SIGKILL if the child is still alive after `grace`
-   * milliseconds. Resolves with the exit report.
+   * milliseconds. Resolves with the exit report. An isolated child is pid 1
+   * of its own PID namespace, which the kernel shields from signals it has
+   * no handler for: if it does not catch SIGTERM (its default action would
+   * end it), it gets SIGKILL at once instead of waiting out the grace. A
+   * signal it sends itself (`kill -TERM $$`) is ignored the same way.
    *
    * @param options `grace`, default 5000 ms.
    * @returns How the child ended.
@@ -794,6 +860,12 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       throw new TypeError("Cannot terminate process: it was not started");
     }
     if (this.#status !== null) return this.#status;
+    // pid 1 of its own namespace ignores a signal it has no handler for
+    // (pid_namespaces(7)); SIGTERM's default is to end, so do that now.
+    if (this.#description?.isolation.pidNamespace && !this.#catches(SIGTERM)) {
+      this.kill("SIGKILL");
+      return await this.#exited.promise;
+    }
     this.kill("SIGTERM");
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<null>((resolve) => {
@@ -807,6 +879,17 @@ export class Process extends TypedEventTarget<ProcessEventMap>
     }
     this.kill("SIGKILL");
     return await this.#exited.promise;
+  }
+
+  /** Whether the child has a handler for `sig` (`SigCgt` in /proc/<pid>/status). */
+  #catches(sig: number): boolean {
+    const fd = open(`/proc/${this.#pid}/status`, O.O_RDONLY | O.O_CLOEXEC);
+    if (fd < 0) return true; // unknown: give it the grace period
+    const n = read(fd, SCRATCH);
+    closeFd(fd);
+    const m = new TextDecoder().decode(SCRATCH.subarray(0, Math.max(0, n)))
+      .match(/^SigCgt:\s+([0-9a-f]+)$/m);
+    return m === null || ((BigInt("0x" + m[1]) >> BigInt(sig - 1)) & 1n) === 1n;
   }
 
   /**

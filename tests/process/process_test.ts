@@ -453,8 +453,59 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
       ],
       [() => new Process().kill(), TypeError],
       [() => new Process().describe(), TypeError],
+      // Arguments passed where the options go, and options of a wrong type
+      // or an unknown name: each named in the message.
+      [
+        () =>
+          Process.spawn(
+            "/bin/sh",
+            ["-c", "exit 1"] as unknown as Record<string, never>,
+          ),
+        TypeError,
+      ],
+      [
+        () => Process.spawn("/bin/true", { args: "hello" as unknown as [] }),
+        TypeError,
+      ],
+      [
+        () => Process.spawn("/bin/true", { clearEnv: 1 as unknown as true }),
+        TypeError,
+      ],
+      [
+        () => Process.spawn("/bin/true", { isolated: true } as unknown as {}),
+        TypeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", {
+            isolate: { filesystem: { read: ["relative/path"] } },
+          }),
+        TypeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", { isolate: { limits: { nofile: -1 } } }),
+        RangeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", {
+            isolate: { userNamespace: false, mountNamespace: true },
+          }),
+        TypeError,
+      ],
     ];
     for (const [fn, type] of cases) assertThrows(fn, type);
+    assertThrows(
+      () => Process.spawn("/bin/true", { args: "hello" as unknown as [] }),
+      TypeError,
+      "args",
+    );
+    assertThrows(
+      () => Process.spawn("/bin/true", { isolated: true } as unknown as {}),
+      TypeError,
+      '"isolated"',
+    );
     await assertRejects(() => new Process().terminate(), TypeError);
     assertEquals(watchedCount(), 0);
 
@@ -463,7 +514,47 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
     assertThrows(() => p.kill("SIGBOGUS" as "SIGKILL"), TypeError);
     assertThrows(() => p.kill(0), TypeError);
     await assertRejects(() => p.terminate({ grace: -1 }), RangeError);
+    assertThrows(() => p.waitSync(NaN), RangeError, "timeoutMs");
+    assertThrows(() => p.waitSync(-1), RangeError);
     assert(p.running);
+  });
+});
+
+Deno.test("`Process.terminate()` of an isolated child (pid 1) without a SIGTERM handler ends it at once; with one it delivers SIGTERM", async () => {
+  if (!clone3Available()) return;
+  await withoutFdLeak(async () => {
+    // sleep catches nothing: as pid 1 it would ignore SIGTERM for the
+    // whole grace; terminate() sends SIGKILL at once instead.
+    await using plain = Process.spawn("/bin/sleep", {
+      args: ["30"],
+      isolate: true,
+    });
+    // A grace far beyond the wait's timeout: only an immediate SIGKILL
+    // can end it in time.
+    const a = await within(
+      plain.terminate({ grace: 600_000 }),
+      10_000,
+      "terminate of pid 1",
+    );
+    assertEquals(a.kind === "signaled" && a.signal, "SIGKILL");
+    // A shell with a TERM trap gets SIGTERM and exits by its own hand.
+    using ready = createMemfd();
+    await using trapping = Process.spawn("/bin/sh", {
+      args: [
+        "-c",
+        "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+      ],
+      isolate: true,
+      stdout: ready,
+    });
+    const deadline = performance.now() + 5000;
+    while (dec.decode(readFd(ready)) === "" && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(
+      await within(trapping.terminate({ grace: 600_000 }), 10_000, "trap"),
+      { kind: "exited", code: 7 },
+    );
   });
 });
 
