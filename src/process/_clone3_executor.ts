@@ -30,6 +30,19 @@ import { jailOps, landlockRules, planView, type ViewEntry } from "./_jail.ts";
 import { jailFilter } from "./_seccomp_policy.ts";
 import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
+import { userNamespaceCauses } from "./_userns_diagnosis.ts";
+
+/**
+ * clone3 returned ENOSYS: the kernel lacks it or a seccomp filter refuses
+ * it. `Process.start` then uses posix_spawn (isolation unavailable).
+ */
+export class Clone3UnavailableError extends Error {
+  /** Builds the error. */
+  constructor() {
+    super("clone3 is not available (ENOSYS)");
+    this.name = "Clone3UnavailableError";
+  }
+}
 
 /** The clone3 flag of each namespace layer. */
 const NAMESPACE_FLAG: Readonly<Record<NamespaceLayer, bigint>> = Object.freeze({
@@ -137,6 +150,11 @@ export function startJailed(job: Clone3Job): {
       throw new ProcessSpawnError(r.errno, r.step, job.program);
     }
     const wanted = NAMESPACE_LAYERS.filter((l) => layers[l]);
+    if (r.errno === E.ENOSYS) {
+      // No clone3 (Linux < 5.3) or a seccomp filter refusing it, as isola's
+      // own jail does: the caller falls back to posix_spawn.
+      throw new Clone3UnavailableError();
+    }
     if (wanted.length === 0 || !NAMESPACE_ERRNOS.has(r.errno)) {
       throw new ProcessSpawnError(r.errno, "clone3", job.program);
     }
@@ -145,11 +163,15 @@ export function startJailed(job: Clone3Job): {
     for (const [, e] of refused) errnoValue = e;
     const names = refused.length > 0 ? refused.map(([l]) => l) : wanted; // each alone works, not together
     const cause = new SyscallError(errnoValue, "clone3", "Cannot spawn");
-    const why =
-      `refused by the kernel (clone3 failed with ${
-        errnoName(errnoValue)
-      }; see user_namespaces(7), sysctl user.max_user_namespaces, ` +
-      "kernel.apparmor_restrict_unprivileged_userns)";
+    const causes = names.includes("userNamespace") ? userNamespaceCauses() : [];
+    const why = `refused by the kernel (clone3 failed with ${
+      errnoName(errnoValue)
+    }; ${
+      causes.length > 0
+        ? causes.join("; ")
+        : "see user_namespaces(7), sysctl user.max_user_namespaces, " +
+          "kernel.apparmor_restrict_unprivileged_userns"
+    })`;
     const mustHave = names.filter((l) => iso.required.has(l));
     if (mustHave.length > 0 && !job.allowUnisolated) {
       throw new ProcessIsolationError(names, why, { cause });

@@ -39,7 +39,7 @@ import {
   resolveIsolation,
 } from "./isolation.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
-import { startJailed } from "./_clone3_executor.ts";
+import { Clone3UnavailableError, startJailed } from "./_clone3_executor.ts";
 import { denoChildPaths, isThisDeno } from "./_deno_paths.ts";
 
 export {
@@ -493,8 +493,11 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       const targets = [0, 1, 2, ...[...keep].sort((a, b) => a - b)];
 
       const notApplied: string[] = [];
-      let started: { pid: number; pidfd: number; how: ProcessSpawnPath };
-      let report: ProcessIsolationReport;
+      let started:
+        | { pid: number; pidfd: number; how: ProcessSpawnPath }
+        | undefined;
+      let report: ProcessIsolationReport | undefined;
+      let noClone3: string | undefined;
       if (want !== "posix_spawn" && clone3Available()) {
         const fdSetup = (ops: ChildOps) => {
           for (let t = 0; t < 3; t++) {
@@ -522,32 +525,45 @@ export class Process extends TypedEventTarget<ProcessEventMap>
             },
           }
           : iso;
-        const r = startJailed({
-          program,
-          iso: jailIso,
-          allowUnisolated: options.allowUnisolated === true,
-          notApplied,
-          temps,
-          reserve: () => {
-            const fd = fcntl(sources[0], F.F_DUPFD_CLOEXEC, maxTarget + 1);
-            if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", program);
-            temps.push(fd);
-            return fd;
-          },
-          fdSetup,
-          exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer },
-        });
-        started = { ...r.started, how: "clone3" };
-        report = r.report;
-      } else {
+        let r: ReturnType<typeof startJailed> | undefined;
+        try {
+          r = startJailed({
+            program,
+            iso: jailIso,
+            allowUnisolated: options.allowUnisolated === true,
+            notApplied,
+            temps,
+            reserve: () => {
+              const fd = fcntl(sources[0], F.F_DUPFD_CLOEXEC, maxTarget + 1);
+              if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", program);
+              temps.push(fd);
+              return fd;
+            },
+            fdSetup,
+            exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer },
+          });
+        } catch (e) {
+          if (!(e instanceof Clone3UnavailableError) || want === "clone3") {
+            throw e;
+          }
+          noClone3 =
+            "clone3 refused with ENOSYS: Linux < 5.3 or a seccomp filter";
+        }
+        if (r !== undefined) {
+          started = { ...r.started, how: "clone3" };
+          report = r.report;
+        }
+      }
+      if (started === undefined || report === undefined) {
         const layers = ISOLATION_LAYERS.filter((l) =>
           l !== "clearSignalHandlers" && iso.layers[l]
         );
         if (layers.length > 0) {
           const why = `not available with posix_spawn (${
-            clone3Available()
-              ? "forced"
-              : `no clone3 path on ${Deno.build.arch}`
+            noClone3 ??
+              (clone3Available()
+                ? "forced"
+                : `no clone3 path on ${Deno.build.arch}`)
           })`;
           if (options.allowUnisolated !== true) {
             throw new ProcessIsolationError(layers, why);
