@@ -228,7 +228,9 @@ function checkOptions(options: unknown): void {
       ? Array.isArray(value)
       : want === "object"
       ? typeof value === "object" && value !== null && !Array.isArray(value)
-      : typeof value === want;
+      : want === "string"
+      ? typeof value === "string"
+      : typeof value === "boolean";
     if (!ok) {
       throw new TypeError(
         `Invalid option ${key}: ${String(value)} (must be ${

@@ -472,7 +472,11 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
         TypeError,
       ],
       [
-        () => Process.spawn("/bin/true", { isolated: true } as unknown as {}),
+        () =>
+          Process.spawn(
+            "/bin/true",
+            { isolated: true } as unknown as Record<string, never>,
+          ),
         TypeError,
       ],
       [
@@ -502,7 +506,11 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
       "args",
     );
     assertThrows(
-      () => Process.spawn("/bin/true", { isolated: true } as unknown as {}),
+      () =>
+        Process.spawn(
+          "/bin/true",
+          { isolated: true } as unknown as Record<string, never>,
+        ),
       TypeError,
       '"isolated"',
     );
