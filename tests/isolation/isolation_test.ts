@@ -11,6 +11,7 @@ import {
 } from "@std/assert";
 import {
   createMemfd,
+  IpaProxyIsolated,
   IpcPipeUnixSocket,
   Process,
   type ProcessExit,
@@ -20,6 +21,7 @@ import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { pipe2 } from "../../ffi/spawn.ts";
 import { close, memfdCreate, readlink } from "../../ffi/unistd.ts";
 import { threadIds } from "../../ffi/identity.ts";
+import { TestIpa } from "../fixtures/ipa_test_iface.ts";
 import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const dec = new TextDecoder();
@@ -298,6 +300,39 @@ Deno.test({
       assertEquals(await Deno.readTextFile(`${dir}/out/f`), "ok\n");
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "`IpaProxyIsolated` with `filesystem: false` (no Landlock) still loads a module from its own directory and sees nothing else of the host",
+  ignore: !CAN_ISOLATE,
+  async fn() {
+    await warmUpWorkers(RECEIVER);
+    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_nofs" });
+    const host = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_host" });
+    try {
+      const fixture =
+        new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
+      const module = `${dir}/reexport.ts`;
+      await Deno.writeTextFile(
+        module,
+        `export { createIpa, ipaModuleInfo } from "${fixture}";\n`,
+      );
+      await Deno.writeTextFile(`${host}/secret.txt`, "host secret");
+      await withoutFdLeak(async () => {
+        await using ipa = await IpaProxyIsolated.create(TestIpa, module, {
+          filesystem: false,
+        });
+        assertEquals(ipa.init({ name: "jail" }).greeting, "hello jail");
+        const r = ipa.readPath({ path: `${host}/secret.txt` });
+        assertEquals(r.text, undefined);
+        assertMatch(r.error ?? "", /No such file/);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(host, { recursive: true });
     }
   },
 });
