@@ -92,6 +92,7 @@ export const SYS_X86_64 = Object.freeze({
   rt_sigprocmask: 14,
   fcntl: 72,
   chdir: 80,
+  umask: 95,
   getppid: 110,
   setsid: 112,
   setgroups: 116,
@@ -421,6 +422,13 @@ export class ChildOps {
       this.#str(path),
       mode,
     ]);
+  }
+
+  /** mkdirat with exactly `mode`: umask(0) around it, then the old umask back. */
+  mkdirExact(path: string, mode: number): this {
+    this.add("umask", SYS_X86_64.umask, [0], 0, OP_FLAG.SAVE);
+    this.mkdir(path, mode);
+    return this.add("umask", SYS_X86_64.umask, [0], 0, OP_FLAG.A0_SAVED);
   }
 
   /** mknodat(AT_FDCWD, path, S_IFREG | mode, 0): an empty file. */

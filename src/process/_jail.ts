@@ -74,6 +74,9 @@ const O_PATH = 0o10000000;
 const DIR_MODE = 0o755;
 const FILE_MODE = 0o644;
 const DEVICE_MODE = 0o666;
+const TMP_MODE = 0o1777;
+/** Size of the root tmpfs when there is no /tmp: directories and mount points only. */
+const ROOT_BYTES = 1024 * 1024;
 
 /** One host path shown in the jail. */
 export interface ViewEntry {
@@ -282,13 +285,22 @@ function minimalRoot(
     ops.openPathAt(e.path, fd);
     sourceFd.set(e.path, fd);
   }
+  // One tmpfs for the root and /tmp (a superblock costs a mount and a
+  // teardown): its size bounds what /tmp can hold.
   ops.mount(
     "tmpfs",
     BUILD_DIR,
     "tmpfs",
     MS.MS_NOSUID | MS.MS_NODEV,
-    "mode=0755",
+    `mode=0755,size=${iso.filesystem.tmp ?? ROOT_BYTES}`,
   );
+  if (iso.filesystem.tmp !== null) {
+    // Sticky and writable by all, whatever the umask; a bind of itself so
+    // it stays writable when the root is made read-only.
+    ops.mkdirExact(at("/tmp"), TMP_MODE);
+    made.add("/tmp");
+    ops.mount(at("/tmp"), at("/tmp"), null, MS.MS_BIND);
+  }
   if (iso.layers.pidNamespace) {
     // A proc of the child's own PID namespace: only its processes.
     newDir("/proc");
@@ -318,16 +330,6 @@ function minimalRoot(
   ["stdin", "stdout", "stderr"].forEach((name, i) =>
     ops.symlink(`/proc/self/fd/${i}`, at(`/dev/${name}`))
   );
-  if (iso.filesystem.tmp !== null) {
-    newDir("/tmp");
-    ops.mount(
-      "tmpfs",
-      at("/tmp"),
-      "tmpfs",
-      MS.MS_NOSUID | MS.MS_NODEV,
-      `mode=1777,size=${iso.filesystem.tmp}`,
-    );
-  }
   for (const e of view) {
     if (e.kind === "symlink") continue;
     const shown = bound.some((b) => under(e.path, b));
