@@ -128,6 +128,7 @@ export function detachedTree(
 const SYS_STATX = Deno.build.arch === "x86_64" ? 332 : 291;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE = 0x1;
+const STATX_MODE = 0x2;
 const STATX_SIZE = 256;
 const STX_MODE = 28; // __u16 stx_mode
 const S_IFMT = 0o170000;
@@ -143,6 +144,14 @@ export type FileKind = "dir" | "file" | "symlink";
  * `"file"`: a bind mount takes them the same way.
  */
 export function fileKind(path: string): FileKind | number {
+  const m = fileMode(path);
+  if (m < 0) return m;
+  const type = m & S_IFMT;
+  return type === S_IFDIR ? "dir" : type === S_IFLNK ? "symlink" : "file";
+}
+
+/** `st_mode` of `path` (type and permission bits, not following a final symlink), or `-errno`. */
+export function fileMode(path: string): number {
   const cpath = new TextEncoder().encode(path + "\0");
   const buf = new Uint8Array(STATX_SIZE);
   const r = sysCall(
@@ -150,13 +159,20 @@ export function fileKind(path: string): FileKind | number {
     AT_FDCWD,
     addr(cpath),
     AT_SYMLINK_NOFOLLOW,
-    STATX_TYPE,
+    STATX_TYPE | STATX_MODE,
     addr(buf),
   );
   if (r < 0) return -errno();
-  const mode = new DataView(buf.buffer).getUint16(STX_MODE, true) & S_IFMT;
-  return mode === S_IFDIR ? "dir" : mode === S_IFLNK ? "symlink" : "file";
+  keep(cpath);
+  return new DataView(buf.buffer).getUint16(STX_MODE, true);
 }
+
+/** `st_mode` bits: a directory, and the permission bits of "others". */
+export const S_MODE = Object.freeze({
+  S_IFDIR,
+  S_IROTH: 0o4,
+  S_IXOTH: 0o1,
+});
 
 const sink: { values: unknown } = { values: undefined };
 /** Keeps buffers a system call read referenced until after it. */

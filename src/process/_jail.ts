@@ -26,10 +26,12 @@ import {
   detachedTree,
   type FileKind,
   fileKind,
+  fileMode,
   MNT_DETACH,
   MOUNT_ATTR,
   MS,
   RLIMIT,
+  S_MODE,
 } from "../../ffi/mount.ts";
 import { handledRights, LANDLOCK_FS } from "../../ffi/landlock.ts";
 import { O, open } from "../../ffi/spawn.ts";
@@ -155,8 +157,14 @@ export function planView(
       d.kind === "dir" && under(e.path, d.path) && d.path !== e.path
     );
     if (cover !== undefined && (cover.writable || !e.writable)) continue;
-    if (detach && e.kind !== "symlink") {
-      if (!e.writable && idmap === undefined) {
+    // A root host's child (uid 65534) binds what it can look up itself;
+    // the parent detaches the rest, idmapped when 65534 could not read it.
+    const idmapped = detach && !e.writable && !othersMayRead(e.path);
+    if (
+      detach && e.kind !== "symlink" &&
+      (idmapped || !othersMaySearchTo(e.path))
+    ) {
+      if (idmapped && idmap === undefined) {
         idmap = rootAsNobodyUserns();
         if (idmap >= 0) fds.push(idmap);
       }
@@ -165,9 +173,9 @@ export function planView(
       let fd = detachedTree(
         e.path,
         bindAttrs(e.writable),
-        e.writable ? -1 : idmap!,
+        idmapped ? idmap! : -1,
       );
-      if (fd === -E.EINVAL && !e.writable) {
+      if (fd === -E.EINVAL && idmapped) {
         fd = detachedTree(e.path, bindAttrs(e.writable));
       }
       if (fd < 0) {
@@ -183,6 +191,25 @@ export function planView(
     out.push(e);
   }
   return out;
+}
+
+/** Whether "others" may read `path` (and list it, for a directory). */
+function othersMayRead(path: string): boolean {
+  const m = fileMode(path);
+  if (m < 0) return false;
+  const need = (m & S_MODE.S_IFDIR) === S_MODE.S_IFDIR
+    ? S_MODE.S_IROTH | S_MODE.S_IXOTH
+    : S_MODE.S_IROTH;
+  return (m & need) === need;
+}
+
+/** Whether "others" may search every directory above `path`. */
+function othersMaySearchTo(path: string): boolean {
+  for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
+    const m = fileMode(path.slice(0, i));
+    if (m < 0 || (m & S_MODE.S_IXOTH) === 0) return false;
+  }
+  return true;
 }
 
 function bindAttrs(writable: boolean): number {
