@@ -18,7 +18,8 @@
  *
  * @module
  */
-import { CLONE, MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
+import { CLONE, MMAP, mmapAnonymous, mprotect, open } from "./spawn.ts";
+import { close, read } from "./unistd.ts";
 import { clone_args } from "./structs.ts";
 import {
   AT_FDCWD,
@@ -121,6 +122,8 @@ export const SYS_X86_64 = Object.freeze({
 });
 
 const O_WRONLY = 1;
+const O_RDONLY_CLOEXEC = 0o2000000;
+const STATUS_BYTES = 8192;
 const O_PATH = 0o10000000;
 const LANDLOCK_RULE_PATH_BENEATH = 1;
 const O_CLOEXEC = 0o2000000;
@@ -153,7 +156,31 @@ const WORDS_PER_OP = isola_op.SIZEOF / 4;
 // an empty sigset: module-lifetime buffers the reset ops point at.
 const SIG_DFL_ACTION = new BigUint64Array(4);
 const EMPTY_SIGSET = new BigUint64Array(1);
-let resetOps: { words: number[]; names: string[] } | undefined;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const SIGNAL_COUNT = 64;
+const SIGSET_BYTES = 8;
+const ALL_SIGNALS = Array.from({ length: SIGNAL_COUNT }, (_, i) => i + 1);
+
+/**
+ * The signals this process ignores (`SigIgn` of /proc/self/status), which
+ * a child would inherit as ignored; every signal if it cannot be read.
+ */
+export function ignoredSignals(): number[] {
+  const fd = open("/proc/self/status", O_RDONLY_CLOEXEC);
+  if (fd < 0) return ALL_SIGNALS;
+  const buf = new Uint8Array(STATUS_BYTES);
+  const n = read(fd, buf);
+  close(fd);
+  const m = n > 0
+    ? new TextDecoder().decode(buf.subarray(0, n)).match(
+      /^SigIgn:\s+([0-9a-f]+)$/m,
+    )
+    : null;
+  if (m === null) return ALL_SIGNALS;
+  const mask = BigInt("0x" + m[1]);
+  return ALL_SIGNALS.filter((s) => ((mask >> BigInt(s - 1)) & 1n) === 1n);
+}
 
 /**
  * The system calls the child makes between clone3 and execve, in order.
@@ -227,34 +254,29 @@ export class ChildOps {
   }
 
   /**
-   * Every signal (1-64) back to its default action, ignored ones too:
-   * `SIG_IGN` survives execve, and the Deno process ignores SIGPIPE and
-   * glibc's internal signals 32 and 33. Then an empty signal mask, as
-   * POSIX_SPAWN_SETSIGDEF/SETSIGMASK do.
+   * Signals back to their default action, then an empty signal mask, as
+   * POSIX_SPAWN_SETSIGDEF/SETSIGMASK do. `CLONE_CLEAR_SIGHAND` already
+   * resets handled signals, but `SIG_IGN` survives it and execve (the
+   * Deno process ignores SIGPIPE and glibc's internal signals 32 and 33),
+   * so `signals` are those the parent ignores ({@linkcode ignoredSignals});
+   * by default every signal 1-64.
    */
-  resetSignals(): this {
-    if (resetOps === undefined) {
-      const ops = new ChildOps();
-      for (let sig = 1; sig <= 64; sig++) {
-        if (sig === 9 || sig === 19) continue; // SIGKILL, SIGSTOP
-        ops.add("rt_sigaction", SYS_X86_64.rt_sigaction, [
-          sig,
-          addr(SIG_DFL_ACTION),
-          0,
-          8,
-        ]);
-      }
-      ops.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
-        SIG_SETMASK,
-        addr(EMPTY_SIGSET),
+  resetSignals(signals: readonly number[] = ALL_SIGNALS): this {
+    for (const sig of signals) {
+      if (sig === SIGKILL || sig === SIGSTOP) continue;
+      this.add("rt_sigaction", SYS_X86_64.rt_sigaction, [
+        sig,
+        addr(SIG_DFL_ACTION),
         0,
-        8,
+        SIGSET_BYTES,
       ]);
-      resetOps = { words: ops.#words, names: ops.#names };
     }
-    this.#words.push(...resetOps.words);
-    this.#names.push(...resetOps.names);
-    return this;
+    return this.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
+      SIG_SETMASK,
+      addr(EMPTY_SIGSET),
+      0,
+      SIGSET_BYTES,
+    ]);
   }
 
   /**

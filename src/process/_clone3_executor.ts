@@ -13,6 +13,7 @@ import {
   ChildOps,
   type Clone3Result,
   clone3Spawn,
+  ignoredSignals,
 } from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
@@ -192,7 +193,7 @@ function spawnOnce(
   let flags = CLONE.CLONE_CLEAR_SIGHAND;
   for (const l of NAMESPACE_LAYERS) if (layers[l]) flags |= NAMESPACE_FLAG[l];
   const iso = { ...job.iso, layers };
-  const ops = new ChildOps().resetSignals();
+  const ops = new ChildOps().resetSignals(ignoredSignals());
   if (iso.parentDeathSignal !== null && layers.parentDeathSignal) {
     // In its own PID namespace the child's parent is outside it:
     // getppid() is 0 there (pid_namespaces(7)).
