@@ -60,6 +60,7 @@ export {
 } from "./src/ipc/ipc_unix_socket.ts";
 // Process
 export {
+  ISOLATION_LAYERS,
   type IsolationLayer,
   LOG_FILE_ENV,
   Process,
@@ -68,9 +69,11 @@ export {
   type ProcessExit,
   type ProcessExited,
   ProcessExitEvent,
+  type ProcessFilesystem,
   type ProcessIsolation,
   ProcessIsolationError,
   type ProcessIsolationReport,
+  type ProcessLimits,
   type ProcessOptions,
   type ProcessSignaled,
   ProcessSpawnError,

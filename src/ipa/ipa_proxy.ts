@@ -79,12 +79,12 @@ export interface IpaProxyOptions {
    */
   env?: Readonly<Record<string, string>>;
   /**
-   * Isolated only: file access of the worker (Landlock, Linux 5.13+). By
-   * default it may read only the Deno executable and the system libraries,
-   * the module's directory, isola's own files and the Deno cache, and
-   * write nothing; `false` leaves file access unrestricted (the worker
-   * keeps the parent's uid for files). Extra paths: `{ read, write }`,
-   * added to the defaults.
+   * Isolated only: the files of the worker. Its jail shows (read-only)
+   * only the Deno executable and the system libraries, the module's
+   * directory, isola's own files and the Deno cache, and it writes
+   * nothing but its private `/tmp`; Landlock enforces the same a second
+   * time. Extra paths: `{ read, write }`, added to the defaults; `false`
+   * turns Landlock off (the jail's view stays).
    */
   filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
   /**
@@ -819,19 +819,21 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       });
     }
     const env = { ...workerEnv(), ...cmd.env, ...options.env };
-    const fs = options.filesystem === false ? undefined : {
-      read: [
-        ...workerReadPaths(cmd.readPaths),
-        ...(options.filesystem?.read ?? []),
-      ],
-      write: ["/dev/null", ...(options.filesystem?.write ?? [])],
+    // The worker's view of the files (and its Landlock rules unless
+    // `filesystem: false`): what Deno needs to run the module, no more.
+    const extra = options.filesystem === false ? {} : options.filesystem;
+    const fs = {
+      read: [...workerReadPaths(cmd.readPaths), ...(extra?.read ?? [])],
+      write: ["/dev/null", ...(extra?.write ?? [])],
     };
     const isolate = options.isolate ?? true;
     const pipe = new IpcPipeUnixSocket(cmd.path, {
       args: cmd.args,
-      isolate: isolate === false
-        ? false
-        : { ...(isolate === true ? {} : isolate), filesystem: fs },
+      isolate: isolate === false ? false : {
+        ...(isolate === true ? {} : isolate),
+        filesystem: fs,
+        ...(options.filesystem === false ? { landlock: false } : {}),
+      },
       allowUnisolated: options.allowUnisolated,
       timeout: options.timeout,
       clearEnv: true,

@@ -57,7 +57,7 @@ Deno.test("demo: a refused isolation is explained with its cause and --placement
   const err: unknown = USERNS
     ? new IpaModuleError("vendor_ae_awb.ts", "could not be started", {
       cause: new ProcessIsolationError(
-        ["user namespace"],
+        ["userNamespace"],
         "refused by the kernel",
       ),
     })
