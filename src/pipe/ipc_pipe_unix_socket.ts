@@ -158,10 +158,15 @@ const DEFAULT_CLOSE_GRACE = 1000;
  * @example A Deno worker program (`examples/echo_worker.ts` answers each
  * call with its bytes reversed)
  * ```ts
- * import { IpcPipeUnixSocket } from "@isola/isola";
+ * import { denoWorkerCommand, IpcPipeUnixSocket } from "@isola/isola";
  *
- * await using pipe = new IpcPipeUnixSocket(Deno.execPath(), {
- *   args: ["run", "--allow-ffi", "--allow-read", "examples/echo_worker.ts"],
+ * // The worker is named relative to this module, not to the cwd: an
+ * // isolated child starts in its jail's `/`.
+ * const worker = new URL("../../examples/echo_worker.ts", import.meta.url);
+ * const cmd = await denoWorkerCommand(worker, { flags: ["--allow-ffi"] });
+ * await using pipe = new IpcPipeUnixSocket(cmd.path, {
+ *   args: cmd.args,
+ *   env: cmd.env,
  *   isolate: true,
  * });
  * pipe.addEventListener("recv", (e) => console.log("event", e.message.cmd));
