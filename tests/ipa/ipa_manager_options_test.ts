@@ -4,7 +4,6 @@ import {
   assert,
   assertEquals,
   assertRejects,
-  assertStringIncludes,
   assertThrows,
 } from "@std/assert";
 import {
