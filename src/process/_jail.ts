@@ -120,13 +120,20 @@ export function planView(
     ...iso.filesystem.read.map((p) => [p, false] as [string, boolean]),
     ...iso.filesystem.write.map((p) => [p, true] as [string, boolean]),
   ];
+  // Each path's mode is looked up once (parents are shared by many).
+  const modes = new Map<string, number>();
+  const modeOf = (p: string) => {
+    let m = modes.get(p);
+    if (m === undefined) modes.set(p, m = fileMode(p));
+    return m;
+  };
   const entries = new Map<string, ViewEntry>();
   for (let i = 0; i < wanted.length; i++) {
     const [path, writable] = wanted[i];
     // The jail makes its own /proc and /dev.
     if (PROVIDED.some((d) => under(path, d))) continue;
-    const kind = fileKind(path);
-    if (typeof kind === "number") continue; // absent: nothing to show
+    const kind = kindOf(modeOf(path));
+    if (kind === null) continue; // absent: nothing to show
     const had = entries.get(path);
     if (had !== undefined) {
       had.writable ||= writable;
@@ -159,10 +166,10 @@ export function planView(
     if (cover !== undefined && (cover.writable || !e.writable)) continue;
     // A root host's child (uid 65534) binds what it can look up itself;
     // the parent detaches the rest, idmapped when 65534 could not read it.
-    const idmapped = detach && !e.writable && !othersMayRead(e.path);
+    const idmapped = detach && !e.writable && !othersMayRead(e.path, modeOf);
     if (
       detach && e.kind !== "symlink" &&
-      (idmapped || !othersMaySearchTo(e.path))
+      (idmapped || !othersMaySearchTo(e.path, modeOf))
     ) {
       if (idmapped && idmap === undefined) {
         idmap = rootAsNobodyUserns();
@@ -193,9 +200,23 @@ export function planView(
   return out;
 }
 
+/** The kind of a `fileMode` result, or null for an error. */
+function kindOf(mode: number): FileKind | null {
+  if (mode < 0) return null;
+  const type = mode & S_MODE.S_IFMT;
+  return type === S_MODE.S_IFDIR
+    ? "dir"
+    : type === S_MODE.S_IFLNK
+    ? "symlink"
+    : "file";
+}
+
 /** Whether "others" may read `path` (and list it, for a directory). */
-function othersMayRead(path: string): boolean {
-  const m = fileMode(path);
+function othersMayRead(
+  path: string,
+  modeOf: (p: string) => number,
+): boolean {
+  const m = modeOf(path);
   if (m < 0) return false;
   const need = (m & S_MODE.S_IFDIR) === S_MODE.S_IFDIR
     ? S_MODE.S_IROTH | S_MODE.S_IXOTH
@@ -204,9 +225,12 @@ function othersMayRead(path: string): boolean {
 }
 
 /** Whether "others" may search every directory above `path`. */
-function othersMaySearchTo(path: string): boolean {
+function othersMaySearchTo(
+  path: string,
+  modeOf: (p: string) => number,
+): boolean {
   for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
-    const m = fileMode(path.slice(0, i));
+    const m = modeOf(path.slice(0, i));
     if (m < 0 || (m & S_MODE.S_IXOTH) === 0) return false;
   }
   return true;
