@@ -19,7 +19,7 @@ import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
 import { handledRights, landlockAbi } from "../../ffi/landlock.ts";
 import { threadIds, withThreadIdentity } from "../../ffi/identity.ts";
-import { OVERFLOW_ID } from "../../ffi/mount.ts";
+import { MS, OVERFLOW_ID } from "../../ffi/mount.ts";
 import {
   type IsolationLayer,
   NAMESPACE_LAYERS,
@@ -126,10 +126,14 @@ export function startJailed(job: Clone3Job): {
       );
     }
   }
+  let proc = false;
   if (layers.mountNamespace && !layers.pidNamespace) {
     notApplied.push(
       "mountNamespace: no /proc (a private one needs pidNamespace)",
     );
+  } else if (layers.mountNamespace) {
+    proc = procMountable();
+    if (!proc) notApplied.push(`mountNamespace: no /proc (${PROC_REFUSED})`);
   }
   const anyLayer = Object.entries(layers).some(([k, v]) =>
     v && k !== "clearSignalHandlers"
@@ -142,7 +146,13 @@ export function startJailed(job: Clone3Job): {
     if (layers.mountNamespace && view === undefined) {
       view = planView(iso, job.program, threadIds().uid[1] === 0, job.temps);
     }
-    const r = spawnOnce(job, layers, layers.mountNamespace ? view! : null, abi);
+    const r = spawnOnce(
+      job,
+      layers,
+      layers.mountNamespace ? view! : null,
+      abi,
+      proc && layers.pidNamespace,
+    );
     if (r.kind === "ok") {
       return { started: r, report: layers };
     }
@@ -189,6 +199,7 @@ function spawnOnce(
   layers: ProcessIsolationReport,
   view: ViewEntry[] | null,
   abi: number,
+  proc: boolean,
 ): Clone3Result {
   let flags = CLONE.CLONE_CLEAR_SIGHAND;
   for (const l of NAMESPACE_LAYERS) if (layers[l]) flags |= NAMESPACE_FLAG[l];
@@ -211,13 +222,14 @@ function spawnOnce(
     rootHost,
     reserve: job.reserve,
     view,
+    proc,
   });
   if (layers.noNewPrivileges) ops.noNewPrivs();
   if (layers.landlock) {
     const ruleset = job.reserve();
     const scratch = job.reserve();
     ops.landlockCreate(handledRights(abi), ruleset);
-    for (const [path, rights] of landlockRules(iso, view, abi)) {
+    for (const [path, rights] of landlockRules(iso, view, abi, proc)) {
       ops.landlockAllow(ruleset, path, rights, scratch);
     }
     ops.landlockRestrict(ruleset);
@@ -262,6 +274,37 @@ function refusedNamespaces(
     if (e !== 0) out.push([l, e]);
   }
   return out;
+}
+
+const PROC_REFUSED = "the kernel refuses a new proc mount while the " +
+  "host's /proc has mounts over it, as in bubblewrap or a container " +
+  "(proc(5), mount_too_revealing)";
+
+let procOk: boolean | undefined;
+
+/**
+ * Whether a child in its own user, PID and mount namespaces may mount a
+ * proc: the kernel refuses it (EPERM) where the visible `/proc` has mounts
+ * over parts of it (bubblewrap's `--proc`, a container's masked paths).
+ * Probed once per realm with a child that only mounts it and exits.
+ */
+function procMountable(): boolean {
+  if (procOk !== undefined) return procOk;
+  const r = clone3Spawn({
+    flags: CLONE.CLONE_NEWUSER | CLONE.CLONE_NEWPID | CLONE.CLONE_NEWNS |
+      CLONE.CLONE_CLEAR_SIGHAND,
+    ops: new ChildOps()
+      .mount(null, "/", null, MS.MS_REC | MS.MS_PRIVATE)
+      .mount("proc", "/proc", "proc", MS.MS_NOSUID | MS.MS_NODEV)
+      .exit(0),
+    path: cString("/"),
+    argv: new BigUint64Array(1),
+    envp: null,
+  });
+  if (r.kind === "clone-failed") return true; // the spawn itself says why
+  reapNow(r.pidfd);
+  procOk = r.kind === "ok" || r.errno !== E.EPERM;
+  return procOk;
 }
 
 /** Reaps a child known to have exited (or about to), then closes its pidfd. */

@@ -262,6 +262,8 @@ export interface JailContext {
   reserve: () => number;
   /** The host paths to show (from {@linkcode planView}), or null: no mount namespace. */
   view: ViewEntry[] | null;
+  /** Whether the minimal root gets a `/proc` of the child's PID namespace. */
+  proc: boolean;
 }
 
 /** Identity, hostname, minimal root, session and limits, in order. */
@@ -283,7 +285,9 @@ export function jailOps(
     }
   }
   if (l.utsNamespace) ops.hostname(JAIL_HOSTNAME);
-  if (ctx.view !== null) minimalRoot(ops, iso, ctx.view, ctx.reserve);
+  if (ctx.view !== null) {
+    minimalRoot(ops, iso, ctx.view, ctx.reserve, ctx.proc);
+  }
   if (l.newSession) ops.setsid().newSessionKeyring();
   if (iso.limits !== null) {
     const lim = iso.limits;
@@ -303,6 +307,7 @@ function minimalRoot(
   iso: ResolvedIsolation,
   view: ViewEntry[],
   reserve: () => number,
+  proc: boolean,
 ): void {
   const at = (p: string) => BUILD_DIR + (p === "/" ? "" : p);
   const made = new Set<string>(["/"]);
@@ -352,7 +357,7 @@ function minimalRoot(
     made.add("/tmp");
     ops.mount(at("/tmp"), at("/tmp"), null, MS.MS_BIND);
   }
-  if (iso.layers.pidNamespace) {
+  if (proc) {
     // A proc of the child's own PID namespace: only its processes.
     newDir("/proc");
     ops.mount(
@@ -439,6 +444,7 @@ export function landlockRules(
   iso: ResolvedIsolation,
   view: ViewEntry[] | null,
   abi: number,
+  proc: boolean,
 ): [string, number][] {
   const r = landlockRights(abi);
   const handled = handledRights(abi);
@@ -473,7 +479,7 @@ export function landlockRules(
   // Listing directories (not reading files) anywhere in the small view.
   out.push(["/", LANDLOCK_FS.READ_DIR]);
   for (const d of JAIL_DEVICES) out.push(rule(`/dev/${d}`, "file", true));
-  if (iso.layers.pidNamespace) out.push(rule("/proc", "dir", false));
+  if (proc) out.push(rule("/proc", "dir", false));
   if (iso.filesystem.tmp !== null) out.push(rule("/tmp", "dir", true));
   return out;
 }
