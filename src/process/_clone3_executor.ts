@@ -16,7 +16,7 @@ import {
   ignoredSignals,
 } from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
-import { close as closeFd } from "../../ffi/unistd.ts";
+import { close as closeFd, F, fcntl } from "../../ffi/unistd.ts";
 import { handledRights, landlockAbi } from "../../ffi/landlock.ts";
 import { threadIds, withThreadIdentity } from "../../ffi/identity.ts";
 import { MS, OVERFLOW_ID } from "../../ffi/mount.ts";
@@ -25,13 +25,13 @@ import {
   NAMESPACE_LAYERS,
   type NamespaceLayer,
   type ProcessIsolationReport,
-  type ResolvedIsolation,
 } from "./isolation.ts";
 import { jailOps, landlockRules, planView, type ViewEntry } from "./_jail.ts";
 import { jailFilter } from "./_seccomp_policy.ts";
 import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 import { userNamespaceCauses } from "./_userns_diagnosis.ts";
+import { maxTarget, type SpawnPlan, type SpawnStarted } from "./_spawn_plan.ts";
 
 /**
  * clone3 returned ENOSYS: the kernel lacks it or a seccomp filter refuses
@@ -73,37 +73,14 @@ const NAMESPACE_ERRNOS: ReadonlySet<number> = new Set([
   E.EUSERS,
 ]);
 
-/** What the executor needs from `Process.start`. */
-export interface Clone3Job {
-  /** The program (for errors and the jail's view). */
-  program: string;
-  /** The requested isolation (not modified). */
-  iso: ResolvedIsolation;
-  /** Retry without layers the kernel refuses. */
-  allowUnisolated: boolean;
-  /** Receives `"layer: why"` for each layer that did not take effect. */
-  notApplied: string[];
-  /** Descriptors to close after the spawn (the executor adds its own). */
-  temps: number[];
-  /** A spare close-on-exec descriptor number the child may overwrite. */
-  reserve: () => number;
-  /** Appends the descriptor and cwd steps. */
-  fdSetup: (ops: ChildOps) => void;
-  /** execve arguments. */
-  exec: { path: Uint8Array; argv: BigUint64Array; envp: Deno.PointerValue };
-}
-
 /**
- * Starts the child. Returns its pid and pidfd and the layers in effect.
+ * Starts the child of `job` through the trampoline.
  *
  * @throws {ProcessSpawnError} If a step or execve fails in the child.
  * @throws {ProcessIsolationError} If a required layer is unavailable and
  *   `allowUnisolated` is not set.
  */
-export function startJailed(job: Clone3Job): {
-  started: { pid: number; pidfd: number };
-  report: ProcessIsolationReport;
-} {
+export function startJailed(job: SpawnPlan): SpawnStarted {
   const { iso, notApplied } = job;
   const layers = { ...iso.layers };
   const give = (l: IsolationLayer, why: string) => {
@@ -153,9 +130,7 @@ export function startJailed(job: Clone3Job): {
       abi,
       proc && layers.pidNamespace,
     );
-    if (r.kind === "ok") {
-      return { started: r, report: layers };
-    }
+    if (r.kind === "ok") return { pid: r.pid, pidfd: r.pidfd, report: layers };
     if (r.kind === "child-failed") {
       reapNow(r.pidfd);
       throw new ProcessSpawnError(r.errno, r.step, job.program);
@@ -194,8 +169,39 @@ export function startJailed(job: Clone3Job): {
   }
 }
 
+/**
+ * A spare close-on-exec descriptor number above every target, for the
+ * child to overwrite (closed after the spawn).
+ */
+function reserve(job: SpawnPlan): number {
+  const fd = fcntl(job.stdio[0], F.F_DUPFD_CLOEXEC, maxTarget(job) + 1);
+  if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", job.program);
+  job.temps.push(fd);
+  return fd;
+}
+
+/**
+ * The descriptor steps: 0-2 from their sources, kept ones with
+ * FD_CLOEXEC cleared (libcamera's `closeAllFdsExcept`: same numbers),
+ * close_range over every gap and above the last; then the cwd.
+ */
+function fdSetup(ops: ChildOps, job: SpawnPlan): void {
+  for (let t = 0; t < 3; t++) {
+    if (job.stdio[t] === t) ops.keepFd(t);
+    else ops.dup(job.stdio[t], t);
+  }
+  for (const fd of job.keep) ops.keepFd(fd);
+  const targets = [0, 1, 2, ...[...job.keep].sort((a, b) => a - b)];
+  for (let i = 0; i < targets.length; i++) {
+    const lo = targets[i] + 1;
+    const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
+    if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
+  }
+  if (job.exec.cwd !== undefined) ops.chdir(job.exec.cwd);
+}
+
 function spawnOnce(
-  job: Clone3Job,
+  job: SpawnPlan,
   layers: ProcessIsolationReport,
   view: ViewEntry[] | null,
   abi: number,
@@ -220,21 +226,21 @@ function spawnOnce(
     uid: drop ? OVERFLOW_ID : ids.uid[1],
     gid: drop ? OVERFLOW_ID : ids.gid[1],
     rootHost,
-    reserve: job.reserve,
+    reserve: () => reserve(job),
     view,
     proc,
   });
   if (layers.noNewPrivileges) ops.noNewPrivs();
   if (layers.landlock) {
-    const ruleset = job.reserve();
-    const scratch = job.reserve();
+    const ruleset = reserve(job);
+    const scratch = reserve(job);
     ops.landlockCreate(handledRights(abi), ruleset);
     for (const [path, rights] of landlockRules(iso, view, abi, proc)) {
       ops.landlockAllow(ruleset, path, rights, scratch);
     }
     ops.landlockRestrict(ruleset);
   }
-  job.fdSetup(ops);
+  fdSetup(ops, job);
   // Last: nothing after it may need a call it refuses.
   if (layers.seccomp) ops.seccompFilter(jailFilter());
   const spawn = () =>
