@@ -26,7 +26,13 @@ import {
   type NamespaceLayer,
   type ProcessIsolationReport,
 } from "./isolation.ts";
-import { jailOps, landlockRules, planView, type ViewEntry } from "./_jail.ts";
+import {
+  jailOps,
+  type JailProc,
+  landlockRules,
+  planView,
+  type ViewEntry,
+} from "./_jail.ts";
 import { jailFilter } from "./_seccomp_policy.ts";
 import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
@@ -103,14 +109,14 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
       );
     }
   }
-  let proc = false;
+  let proc: JailProc = "none";
   if (layers.mountNamespace && !layers.pidNamespace) {
     notApplied.push(
       "mountNamespace: no /proc (a private one needs pidNamespace)",
     );
   } else if (layers.mountNamespace) {
-    proc = procMountable();
-    if (!proc) notApplied.push(`mountNamespace: no /proc (${PROC_REFUSED})`);
+    proc = procMountable() ? "own" : "self";
+    if (proc === "self") notApplied.push(`mountNamespace: ${PROC_REFUSED}`);
   }
   const anyLayer = Object.entries(layers).some(([k, v]) =>
     v && k !== "clearSignalHandlers"
@@ -128,7 +134,7 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
       layers,
       layers.mountNamespace ? view! : null,
       abi,
-      proc && layers.pidNamespace,
+      layers.pidNamespace ? proc : "none",
     );
     if (r.kind === "ok") return { pid: r.pid, pidfd: r.pidfd, report: layers };
     if (r.kind === "child-failed") {
@@ -205,7 +211,7 @@ function spawnOnce(
   layers: ProcessIsolationReport,
   view: ViewEntry[] | null,
   abi: number,
-  proc: boolean,
+  proc: JailProc,
 ): Clone3Result {
   let flags = CLONE.CLONE_CLEAR_SIGHAND;
   for (const l of NAMESPACE_LAYERS) if (layers[l]) flags |= NAMESPACE_FLAG[l];
@@ -282,9 +288,9 @@ function refusedNamespaces(
   return out;
 }
 
-const PROC_REFUSED = "the kernel refuses a new proc mount while the " +
-  "host's /proc has mounts over it, as in bubblewrap or a container " +
-  "(proc(5), mount_too_revealing)";
+const PROC_REFUSED = "/proc holds only /proc/self (the kernel refuses " +
+  "a new proc while mounts cover parts of the host's, as in bubblewrap " +
+  "or a container: mount_too_revealing)";
 
 let procOk: boolean | undefined;
 

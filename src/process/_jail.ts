@@ -250,6 +250,15 @@ function realPath(path: string): string | null {
   return typeof real === "string" ? real : null;
 }
 
+/**
+ * The jail's `/proc`: `"own"`, a proc of the child's PID namespace (only
+ * its processes); `"self"`, only `/proc/self`, a read-only bind of the
+ * child's own directory in the host's proc (where the kernel refuses a new
+ * proc because mounts cover parts of the host's: bubblewrap, containers;
+ * mount_too_revealing in fs/namespace.c); `"none"`, no `/proc`.
+ */
+export type JailProc = "own" | "self" | "none";
+
 /** What the jail's ops need besides the resolved isolation. */
 export interface JailContext {
   /** The child's uid and gid outside (65534 on a root host). */
@@ -262,8 +271,8 @@ export interface JailContext {
   reserve: () => number;
   /** The host paths to show (from {@linkcode planView}), or null: no mount namespace. */
   view: ViewEntry[] | null;
-  /** Whether the minimal root gets a `/proc` of the child's PID namespace. */
-  proc: boolean;
+  /** The minimal root's `/proc` (see {@linkcode JailProc}). */
+  proc: JailProc;
 }
 
 /** Identity, hostname, minimal root, session and limits, in order. */
@@ -307,7 +316,7 @@ function minimalRoot(
   iso: ResolvedIsolation,
   view: ViewEntry[],
   reserve: () => number,
-  proc: boolean,
+  proc: JailProc,
 ): void {
   const at = (p: string) => BUILD_DIR + (p === "/" ? "" : p);
   const made = new Set<string>(["/"]);
@@ -357,7 +366,17 @@ function minimalRoot(
     made.add("/tmp");
     ops.mount(at("/tmp"), at("/tmp"), null, MS.MS_BIND);
   }
-  if (proc) {
+  if (proc === "self") {
+    // The source resolves to the child's own /proc/<pid> of the host's
+    // proc, which stays its directory across execve; no other process
+    // and nothing system-wide is shown.
+    newDir("/proc/self");
+    ops.mount("/proc/self", at("/proc/self"), null, MS.MS_BIND | MS.MS_REC);
+    ops.mountSetattr(
+      at("/proc/self"),
+      MOUNT_ATTR.RDONLY | lock | MOUNT_ATTR.NOEXEC,
+    );
+  } else if (proc === "own") {
     // A proc of the child's own PID namespace: only its processes.
     newDir("/proc");
     ops.mount(
@@ -444,7 +463,7 @@ export function landlockRules(
   iso: ResolvedIsolation,
   view: ViewEntry[] | null,
   abi: number,
-  proc: boolean,
+  proc: JailProc,
 ): [string, number][] {
   const r = landlockRights(abi);
   const handled = handledRights(abi);
@@ -479,7 +498,7 @@ export function landlockRules(
   // Listing directories (not reading files) anywhere in the small view.
   out.push(["/", LANDLOCK_FS.READ_DIR]);
   for (const d of JAIL_DEVICES) out.push(rule(`/dev/${d}`, "file", true));
-  if (proc) out.push(rule("/proc", "dir", false));
+  if (proc !== "none") out.push(rule("/proc", "dir", false));
   if (iso.filesystem.tmp !== null) out.push(rule("/tmp", "dir", true));
   return out;
 }

@@ -243,9 +243,9 @@ test.userns("`Process.start()` puts the child in every namespace and reports eac
     }
     assertEquals(d.isolation, want);
     // Where the host's /proc has mounts over it (bubblewrap, containers)
-    // the kernel refuses a new proc: the jail goes without, and says so.
+    // the kernel refuses a new proc: the jail shows only /proc/self, and says so.
     const noProc = d.notApplied.filter((n) =>
-      n.startsWith("mountNamespace: no /proc")
+      n.startsWith("mountNamespace: /proc holds only /proc/self")
     );
     for (const n of noProc) assertMatch(n, /mount_too_revealing/);
     // cgroup v2 limits: never here (v1 hybrid), and said so.
