@@ -365,6 +365,17 @@ export class ChildOps {
     return this.add("chdir", SYS_X86_64.chdir, [addr(path)]);
   }
 
+  /** chdir(path) where it exists; a failure leaves the directory as is. */
+  chdirIfVisible(path: string): this {
+    return this.add(
+      `chdir ${path}`,
+      SYS_X86_64.chdir,
+      [this.#str(path)],
+      0,
+      OP_FLAG.MAY_FAIL,
+    );
+  }
+
   /** A C string of `s`, kept alive with these ops; returns its address. */
   #str(s: string): number {
     return this.#bytes(s + "\0").at;

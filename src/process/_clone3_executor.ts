@@ -189,9 +189,10 @@ function reserve(job: SpawnPlan): number {
 /**
  * The descriptor steps: 0-2 from their sources, kept ones with
  * FD_CLOEXEC cleared (libcamera's `closeAllFdsExcept`: same numbers),
- * close_range over every gap and above the last; then the cwd.
+ * close_range over every gap and above the last; then the cwd (in the
+ * minimal root without a `cwd` option: the inherited one, if shown).
  */
-function fdSetup(ops: ChildOps, job: SpawnPlan): void {
+function fdSetup(ops: ChildOps, job: SpawnPlan, inRoot: boolean): void {
   for (let t = 0; t < 3; t++) {
     if (job.stdio[t] === t) ops.keepFd(t);
     else ops.dup(job.stdio[t], t);
@@ -204,6 +205,11 @@ function fdSetup(ops: ChildOps, job: SpawnPlan): void {
     if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
   }
   if (job.exec.cwd !== undefined) ops.chdir(job.exec.cwd);
+  else if (inRoot && job.inheritedCwd !== null) {
+    // pivot_root left the child in the new "/": back to the directory it
+    // inherited, where the jail shows it (relative paths keep working).
+    ops.chdirIfVisible(job.inheritedCwd);
+  }
 }
 
 function spawnOnce(
@@ -246,7 +252,7 @@ function spawnOnce(
     }
     ops.landlockRestrict(ruleset);
   }
-  fdSetup(ops, job);
+  fdSetup(ops, job, view !== null);
   // Last: nothing after it may need a call it refuses.
   if (layers.seccomp) ops.seccompFilter(jailFilter());
   const spawn = () =>

@@ -68,7 +68,8 @@ export type ScriptScope =
 /**
  * The read-only paths of a Deno child: its cache (from the child's
  * environment, when absolute) and, for each local script among `args`
- * (paths or `file:` URLs), its project or its directory (`scope`). The
+ * (paths or `file:` URLs; relative ones against `cwd`, the child's
+ * working directory), its project or its directory (`scope`). The
  * one list behind the jail's view of a `deno` child and
  * `denoWorkerPaths()`.
  */
@@ -76,6 +77,7 @@ export function denoChildPaths(
   args: readonly (string | URL)[],
   env: ReadonlyMap<string, string>,
   scope: ScriptScope = "project",
+  cwd: string | null = null,
 ): string[] {
   const out: string[] = [];
   const cache = denoCacheDirIn(env);
@@ -87,7 +89,11 @@ export function denoChildPaths(
     } catch {
       continue; // another scheme: nothing local to show
     }
-    if (!path.startsWith("/")) continue;
+    if (!path.startsWith("/")) {
+      // Relative to the child's working directory, where known.
+      if (cwd === null || scope === "directory") continue;
+      path = `${cwd === "/" ? "" : cwd}/${path}`;
+    }
     if (scope === "directory") {
       out.push(path.slice(0, path.lastIndexOf("/")) || "/");
       continue;

@@ -28,6 +28,8 @@ export interface SpawnPlan {
   stdio: readonly number[];
   /** Descriptors kept open at the same number; every other one closes. */
   keep: ReadonlySet<number>;
+  /** The caller's working directory (the child inherits it), or null if unknown. */
+  inheritedCwd: string | null;
   /** execve arguments, and the directory to start in. */
   exec: {
     path: Uint8Array;

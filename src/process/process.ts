@@ -26,7 +26,13 @@ import {
 } from "../../ffi/spawn.ts";
 import { type SignalName, signalName, signalNumber } from "../../ffi/signal.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
-import { close as closeFd, F, fcntl, read } from "../../ffi/unistd.ts";
+import {
+  close as closeFd,
+  F,
+  fcntl,
+  read,
+  readlink,
+} from "../../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
@@ -258,10 +264,20 @@ function withDenoView(
   program: string,
   args: string[],
   vars: ReadonlyMap<string, string>,
+  cwd: string | null,
 ): ResolvedIsolation {
   if (!iso.layers.mountNamespace || !isThisDeno(program)) return iso;
-  const read = [...iso.filesystem.read, ...denoChildPaths(args, vars)];
+  const read = [
+    ...iso.filesystem.read,
+    ...denoChildPaths(args, vars, "project", cwd),
+  ];
   return { ...iso, filesystem: { ...iso.filesystem, read } };
+}
+
+/** This process's working directory through readlink (no --allow-read needed), or null. */
+function workingDir(): string | null {
+  const dir = readlink("/proc/self/cwd");
+  return typeof dir === "string" && dir.startsWith("/") ? dir : null;
 }
 
 function findInPath(name: string, envPath: string): string | null {
@@ -507,14 +523,16 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       const cpath = cString(program);
       const ccwd = cwd === undefined ? undefined : cString(cwd);
       const notApplied: string[] = [];
+      const parentCwd = workingDir();
       const plan: SpawnPlan = {
         program,
-        iso: withDenoView(iso, program, args, envp.vars),
+        iso: withDenoView(iso, program, args, envp.vars, cwd ?? parentCwd),
         allowUnisolated: options.allowUnisolated === true,
         notApplied,
         temps,
         stdio: sources,
         keep,
+        inheritedCwd: parentCwd,
         exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer, cwd: ccwd },
       };
       // The executor: the clone3 trampoline where it exists, else (or

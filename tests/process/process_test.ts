@@ -310,12 +310,14 @@ test.userns("`Process` isolation kills an orphaned child when its parent dies", 
       if (m) grandchild = Number(m[1]);
       else await new Promise((r) => setTimeout(r, 20));
     }
-    assertEquals(procState(grandchild), "S");
+    // Alive: sleeping, or running on a loaded machine.
+    const alive = procState(grandchild);
+    assert(alive === "S" || alive === "R", `grandchild ${alive}`);
     parent.kill("SIGKILL");
     const s = await waitExit(parent);
     assertEquals(s.kind === "signaled" && s.signal, "SIGKILL");
     // Gone, or a zombie waiting for init: either way no longer running.
-    const gone = performance.now() + 1000;
+    const gone = performance.now() + 10_000;
     let state = procState(grandchild);
     while (state !== null && state !== "Z" && performance.now() < gone) {
       await new Promise((r) => setTimeout(r, 10));
