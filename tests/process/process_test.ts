@@ -693,3 +693,32 @@ Deno.test("`Process.start()` resets ignored signals in the child when the parent
     }
   });
 });
+
+test.userns("`Process.start()` builds a jail whose paths fill several op arenas (many long read paths)", async () => {
+  if (!clone3Available()) return;
+  // 40 files with 120-byte names: each shows up in ~5 child steps, so the
+  // C strings and structs span several 4 KiB arena chunks.
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola-arena-" });
+  try {
+    const names = Array.from(
+      { length: 40 },
+      (_, i) => `${dir}/${String(i).padStart(3, "0")}${"x".repeat(117)}`,
+    );
+    for (const [i, n] of names.entries()) {
+      await Deno.writeTextFile(n, `file ${i}\n`);
+    }
+    await withoutFdLeak(async () => {
+      using out = createMemfd();
+      const p = Process.spawn("/bin/cat", {
+        args: [names[0], names[39]],
+        isolate: { filesystem: { read: names } },
+        stdout: out,
+      });
+      assertEquals((await waitExit(p)).kind, "exited");
+      assertEquals(p.exitStatus, { kind: "exited", code: 0 });
+      assertEquals(dec.decode(readFd(out)), "file 0\nfile 39\n");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
