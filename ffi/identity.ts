@@ -22,7 +22,9 @@ const SYS = Object.freeze({
   getresgid: 120,
 });
 
-const NGROUPS_MAX = 65536;
+/** Room for this many groups (1 KiB, off V8's heap) before growing. */
+const GROUPS_INITIAL = 256;
+let groupsBuf = new Uint32Array(GROUPS_INITIAL);
 
 function address(buf: ArrayBufferView): number {
   return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
@@ -64,8 +66,13 @@ function check(r: number, what: string): void {
  */
 export function withThreadIdentity<T>(id: number, fn: () => T): T {
   const before = threadIds();
-  const groups = new Uint32Array(NGROUPS_MAX);
-  const n = sysCall(SYS.getgroups, NGROUPS_MAX, address(groups));
+  // getgroups(0, NULL) counts them; a buffer of NGROUPS_MAX (256 KiB) on
+  // every call cost more than the rest of the identity change.
+  const count = sysCall(SYS.getgroups, 0, 0);
+  check(count, "getgroups");
+  if (groupsBuf.length < count) groupsBuf = new Uint32Array(count);
+  const groups = groupsBuf;
+  const n = sysCall(SYS.getgroups, groups.length, address(groups));
   check(n, "getgroups");
   const dumpable = sysCall(SYS.prctl, PR_GET_DUMPABLE);
   check(sysCall(SYS.setgroups, 0, 0), "setgroups");

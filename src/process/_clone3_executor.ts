@@ -16,22 +16,28 @@ import {
   ignoredSignals,
 } from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
-import { close as closeFd } from "../../ffi/unistd.ts";
+import { close as closeFd, F, fcntl } from "../../ffi/unistd.ts";
 import { handledRights, landlockAbi } from "../../ffi/landlock.ts";
 import { threadIds, withThreadIdentity } from "../../ffi/identity.ts";
-import { OVERFLOW_ID } from "../../ffi/mount.ts";
+import { MS, OVERFLOW_ID } from "../../ffi/mount.ts";
 import {
   type IsolationLayer,
   NAMESPACE_LAYERS,
   type NamespaceLayer,
   type ProcessIsolationReport,
-  type ResolvedIsolation,
 } from "./isolation.ts";
-import { jailOps, landlockRules, planView, type ViewEntry } from "./_jail.ts";
+import {
+  jailOps,
+  type JailProc,
+  landlockRules,
+  planView,
+  type ViewEntry,
+} from "./_jail.ts";
 import { jailFilter } from "./_seccomp_policy.ts";
 import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 import { userNamespaceCauses } from "./_userns_diagnosis.ts";
+import { maxTarget, type SpawnPlan, type SpawnStarted } from "./_spawn_plan.ts";
 
 /**
  * clone3 returned ENOSYS: the kernel lacks it or a seccomp filter refuses
@@ -73,37 +79,14 @@ const NAMESPACE_ERRNOS: ReadonlySet<number> = new Set([
   E.EUSERS,
 ]);
 
-/** What the executor needs from `Process.start`. */
-export interface Clone3Job {
-  /** The program (for errors and the jail's view). */
-  program: string;
-  /** The requested isolation (not modified). */
-  iso: ResolvedIsolation;
-  /** Retry without layers the kernel refuses. */
-  allowUnisolated: boolean;
-  /** Receives `"layer: why"` for each layer that did not take effect. */
-  notApplied: string[];
-  /** Descriptors to close after the spawn (the executor adds its own). */
-  temps: number[];
-  /** A spare close-on-exec descriptor number the child may overwrite. */
-  reserve: () => number;
-  /** Appends the descriptor and cwd steps. */
-  fdSetup: (ops: ChildOps) => void;
-  /** execve arguments. */
-  exec: { path: Uint8Array; argv: BigUint64Array; envp: Deno.PointerValue };
-}
-
 /**
- * Starts the child. Returns its pid and pidfd and the layers in effect.
+ * Starts the child of `job` through the trampoline.
  *
  * @throws {ProcessSpawnError} If a step or execve fails in the child.
  * @throws {ProcessIsolationError} If a required layer is unavailable and
  *   `allowUnisolated` is not set.
  */
-export function startJailed(job: Clone3Job): {
-  started: { pid: number; pidfd: number };
-  report: ProcessIsolationReport;
-} {
+export function startJailed(job: SpawnPlan): SpawnStarted {
   const { iso, notApplied } = job;
   const layers = { ...iso.layers };
   const give = (l: IsolationLayer, why: string) => {
@@ -126,10 +109,14 @@ export function startJailed(job: Clone3Job): {
       );
     }
   }
+  let proc: JailProc = "none";
   if (layers.mountNamespace && !layers.pidNamespace) {
     notApplied.push(
       "mountNamespace: no /proc (a private one needs pidNamespace)",
     );
+  } else if (layers.mountNamespace) {
+    proc = procMountable() ? "own" : "self";
+    if (proc === "self") notApplied.push(`mountNamespace: ${PROC_REFUSED}`);
   }
   const anyLayer = Object.entries(layers).some(([k, v]) =>
     v && k !== "clearSignalHandlers"
@@ -142,10 +129,14 @@ export function startJailed(job: Clone3Job): {
     if (layers.mountNamespace && view === undefined) {
       view = planView(iso, job.program, threadIds().uid[1] === 0, job.temps);
     }
-    const r = spawnOnce(job, layers, layers.mountNamespace ? view! : null, abi);
-    if (r.kind === "ok") {
-      return { started: r, report: layers };
-    }
+    const r = spawnOnce(
+      job,
+      layers,
+      layers.mountNamespace ? view! : null,
+      abi,
+      layers.pidNamespace ? proc : "none",
+    );
+    if (r.kind === "ok") return { pid: r.pid, pidfd: r.pidfd, report: layers };
     if (r.kind === "child-failed") {
       reapNow(r.pidfd);
       throw new ProcessSpawnError(r.errno, r.step, job.program);
@@ -184,11 +175,49 @@ export function startJailed(job: Clone3Job): {
   }
 }
 
+/**
+ * A spare close-on-exec descriptor number above every target, for the
+ * child to overwrite (closed after the spawn).
+ */
+function reserve(job: SpawnPlan): number {
+  const fd = fcntl(job.stdio[0], F.F_DUPFD_CLOEXEC, maxTarget(job) + 1);
+  if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", job.program);
+  job.temps.push(fd);
+  return fd;
+}
+
+/**
+ * The descriptor steps: 0-2 from their sources, kept ones with
+ * FD_CLOEXEC cleared (libcamera's `closeAllFdsExcept`: same numbers),
+ * close_range over every gap and above the last; then the cwd (in the
+ * minimal root without a `cwd` option: the inherited one, if shown).
+ */
+function fdSetup(ops: ChildOps, job: SpawnPlan, inRoot: boolean): void {
+  for (let t = 0; t < 3; t++) {
+    if (job.stdio[t] === t) ops.keepFd(t);
+    else ops.dup(job.stdio[t], t);
+  }
+  for (const fd of job.keep) ops.keepFd(fd);
+  const targets = [0, 1, 2, ...[...job.keep].sort((a, b) => a - b)];
+  for (let i = 0; i < targets.length; i++) {
+    const lo = targets[i] + 1;
+    const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
+    if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
+  }
+  if (job.exec.cwd !== undefined) ops.chdir(job.exec.cwd);
+  else if (inRoot && job.inheritedCwd !== null) {
+    // pivot_root left the child in the new "/": back to the directory it
+    // inherited, where the jail shows it (relative paths keep working).
+    ops.chdirIfVisible(job.inheritedCwd);
+  }
+}
+
 function spawnOnce(
-  job: Clone3Job,
+  job: SpawnPlan,
   layers: ProcessIsolationReport,
   view: ViewEntry[] | null,
   abi: number,
+  proc: JailProc,
 ): Clone3Result {
   let flags = CLONE.CLONE_CLEAR_SIGHAND;
   for (const l of NAMESPACE_LAYERS) if (layers[l]) flags |= NAMESPACE_FLAG[l];
@@ -209,20 +238,21 @@ function spawnOnce(
     uid: drop ? OVERFLOW_ID : ids.uid[1],
     gid: drop ? OVERFLOW_ID : ids.gid[1],
     rootHost,
-    reserve: job.reserve,
+    reserve: () => reserve(job),
     view,
+    proc,
   });
   if (layers.noNewPrivileges) ops.noNewPrivs();
   if (layers.landlock) {
-    const ruleset = job.reserve();
-    const scratch = job.reserve();
+    const ruleset = reserve(job);
+    const scratch = reserve(job);
     ops.landlockCreate(handledRights(abi), ruleset);
-    for (const [path, rights] of landlockRules(iso, view, abi)) {
+    for (const [path, rights] of landlockRules(iso, view, abi, proc)) {
       ops.landlockAllow(ruleset, path, rights, scratch);
     }
     ops.landlockRestrict(ruleset);
   }
-  job.fdSetup(ops);
+  fdSetup(ops, job, view !== null);
   // Last: nothing after it may need a call it refuses.
   if (layers.seccomp) ops.seccompFilter(jailFilter());
   const spawn = () =>
@@ -262,6 +292,37 @@ function refusedNamespaces(
     if (e !== 0) out.push([l, e]);
   }
   return out;
+}
+
+const PROC_REFUSED = "/proc holds only /proc/self (the kernel refuses " +
+  "a new proc while mounts cover parts of the host's, as in bubblewrap " +
+  "or a container: mount_too_revealing)";
+
+let procOk: boolean | undefined;
+
+/**
+ * Whether a child in its own user, PID and mount namespaces may mount a
+ * proc: the kernel refuses it (EPERM) where the visible `/proc` has mounts
+ * over parts of it (bubblewrap's `--proc`, a container's masked paths).
+ * Probed once per realm with a child that only mounts it and exits.
+ */
+function procMountable(): boolean {
+  if (procOk !== undefined) return procOk;
+  const r = clone3Spawn({
+    flags: CLONE.CLONE_NEWUSER | CLONE.CLONE_NEWPID | CLONE.CLONE_NEWNS |
+      CLONE.CLONE_CLEAR_SIGHAND,
+    ops: new ChildOps()
+      .mount(null, "/", null, MS.MS_REC | MS.MS_PRIVATE)
+      .mount("proc", "/proc", "proc", MS.MS_NOSUID | MS.MS_NODEV)
+      .exit(0),
+    path: cString("/"),
+    argv: new BigUint64Array(1),
+    envp: null,
+  });
+  if (r.kind === "clone-failed") return true; // the spawn itself says why
+  reapNow(r.pidfd);
+  procOk = r.kind === "ok" || r.errno !== E.EPERM;
+  return procOk;
 }
 
 /** Reaps a child known to have exited (or about to), then closes its pidfd. */

@@ -12,6 +12,7 @@
 import { fileKind } from "../../ffi/mount.ts";
 import { O, open } from "../../ffi/spawn.ts";
 import { close, readlink } from "../../ffi/unistd.ts";
+import { fromFileUrl } from "../common/_file_url.ts";
 
 const O_PATH = 0o10000000;
 const PROJECT_FILES = ["deno.json", "deno.jsonc", "package.json"];
@@ -44,32 +45,60 @@ function projectOf(script: string): string {
 }
 
 /**
- * The read-only paths of a Deno child: the cache (`DENO_DIR`, else
- * `$XDG_CACHE_HOME/deno`, else `$HOME/.cache/deno`, from the child's
- * environment) and the project of every argument that is a local script.
+ * The Deno cache an environment names: `DENO_DIR`, else
+ * `$XDG_CACHE_HOME/deno`, else `$HOME/.cache/deno` (an empty value counts
+ * as unset); undefined if none is set. Possibly relative.
+ */
+export function denoCacheDirIn(
+  env: ReadonlyMap<string, string>,
+): string | undefined {
+  return env.get("DENO_DIR") ||
+    (env.get("XDG_CACHE_HOME") ? `${env.get("XDG_CACHE_HOME")}/deno` : "") ||
+    (env.get("HOME") ? `${env.get("HOME")}/.cache/deno` : "") ||
+    undefined;
+}
+
+/** How {@linkcode denoChildPaths} shows a script. */
+export type ScriptScope =
+  /** An argument that is an existing local script: its project (a `deno run` command line). */
+  | "project"
+  /** Every local module named: its own directory (the worker's config is explicit). */
+  | "directory";
+
+/**
+ * The read-only paths of a Deno child: its cache (from the child's
+ * environment, when absolute) and, for each local script among `args`
+ * (paths or `file:` URLs; relative ones against `cwd`, the child's
+ * working directory), its project or its directory (`scope`). The
+ * one list behind the jail's view of a `deno` child and
+ * `denoWorkerPaths()`.
  */
 export function denoChildPaths(
-  args: readonly string[],
+  args: readonly (string | URL)[],
   env: ReadonlyMap<string, string>,
+  scope: ScriptScope = "project",
+  cwd: string | null = null,
 ): string[] {
   const out: string[] = [];
-  const cache = env.get("DENO_DIR") ??
-    (env.get("XDG_CACHE_HOME")
-      ? `${env.get("XDG_CACHE_HOME")}/deno`
-      : undefined) ??
-    (env.get("HOME") ? `${env.get("HOME")}/.cache/deno` : undefined);
+  const cache = denoCacheDirIn(env);
   if (cache !== undefined && cache.startsWith("/")) out.push(cache);
   for (const a of args) {
-    let path = a;
-    if (a.startsWith("file://")) {
-      try {
-        path = decodeURIComponent(new URL(a).pathname);
-      } catch {
-        continue;
-      }
+    let path: string;
+    try {
+      path = a instanceof URL || a.startsWith("file:") ? fromFileUrl(a) : a;
+    } catch {
+      continue; // another scheme: nothing local to show
     }
-    if (!path.startsWith("/") || !SCRIPT.test(path)) continue;
-    if (fileKind(path) !== "file") continue;
+    if (!path.startsWith("/")) {
+      // Relative to the child's working directory, where known.
+      if (cwd === null || scope === "directory") continue;
+      path = `${cwd === "/" ? "" : cwd}/${path}`;
+    }
+    if (scope === "directory") {
+      out.push(path.slice(0, path.lastIndexOf("/")) || "/");
+      continue;
+    }
+    if (!SCRIPT.test(path) || fileKind(path) !== "file") continue;
     out.push(projectOf(real(path) ?? path));
   }
   return out;

@@ -120,13 +120,20 @@ export function planView(
     ...iso.filesystem.read.map((p) => [p, false] as [string, boolean]),
     ...iso.filesystem.write.map((p) => [p, true] as [string, boolean]),
   ];
+  // Each path's mode is looked up once (parents are shared by many).
+  const modes = new Map<string, number>();
+  const modeOf = (p: string) => {
+    let m = modes.get(p);
+    if (m === undefined) modes.set(p, m = fileMode(p));
+    return m;
+  };
   const entries = new Map<string, ViewEntry>();
   for (let i = 0; i < wanted.length; i++) {
     const [path, writable] = wanted[i];
     // The jail makes its own /proc and /dev.
     if (PROVIDED.some((d) => under(path, d))) continue;
-    const kind = fileKind(path);
-    if (typeof kind === "number") continue; // absent: nothing to show
+    const kind = kindOf(modeOf(path));
+    if (kind === null) continue; // absent: nothing to show
     const had = entries.get(path);
     if (had !== undefined) {
       had.writable ||= writable;
@@ -159,10 +166,10 @@ export function planView(
     if (cover !== undefined && (cover.writable || !e.writable)) continue;
     // A root host's child (uid 65534) binds what it can look up itself;
     // the parent detaches the rest, idmapped when 65534 could not read it.
-    const idmapped = detach && !e.writable && !othersMayRead(e.path);
+    const idmapped = detach && !e.writable && !othersMayRead(e.path, modeOf);
     if (
       detach && e.kind !== "symlink" &&
-      (idmapped || !othersMaySearchTo(e.path))
+      (idmapped || !othersMaySearchTo(e.path, modeOf))
     ) {
       if (idmapped && idmap === undefined) {
         idmap = rootAsNobodyUserns();
@@ -193,9 +200,23 @@ export function planView(
   return out;
 }
 
+/** The kind of a `fileMode` result, or null for an error. */
+function kindOf(mode: number): FileKind | null {
+  if (mode < 0) return null;
+  const type = mode & S_MODE.S_IFMT;
+  return type === S_MODE.S_IFDIR
+    ? "dir"
+    : type === S_MODE.S_IFLNK
+    ? "symlink"
+    : "file";
+}
+
 /** Whether "others" may read `path` (and list it, for a directory). */
-function othersMayRead(path: string): boolean {
-  const m = fileMode(path);
+function othersMayRead(
+  path: string,
+  modeOf: (p: string) => number,
+): boolean {
+  const m = modeOf(path);
   if (m < 0) return false;
   const need = (m & S_MODE.S_IFDIR) === S_MODE.S_IFDIR
     ? S_MODE.S_IROTH | S_MODE.S_IXOTH
@@ -204,9 +225,12 @@ function othersMayRead(path: string): boolean {
 }
 
 /** Whether "others" may search every directory above `path`. */
-function othersMaySearchTo(path: string): boolean {
+function othersMaySearchTo(
+  path: string,
+  modeOf: (p: string) => number,
+): boolean {
   for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
-    const m = fileMode(path.slice(0, i));
+    const m = modeOf(path.slice(0, i));
     if (m < 0 || (m & S_MODE.S_IXOTH) === 0) return false;
   }
   return true;
@@ -226,6 +250,15 @@ function realPath(path: string): string | null {
   return typeof real === "string" ? real : null;
 }
 
+/**
+ * The jail's `/proc`: `"own"`, a proc of the child's PID namespace (only
+ * its processes); `"self"`, only `/proc/self`, a read-only bind of the
+ * child's own directory in the host's proc (where the kernel refuses a new
+ * proc because mounts cover parts of the host's: bubblewrap, containers;
+ * mount_too_revealing in fs/namespace.c); `"none"`, no `/proc`.
+ */
+export type JailProc = "own" | "self" | "none";
+
 /** What the jail's ops need besides the resolved isolation. */
 export interface JailContext {
   /** The child's uid and gid outside (65534 on a root host). */
@@ -238,6 +271,8 @@ export interface JailContext {
   reserve: () => number;
   /** The host paths to show (from {@linkcode planView}), or null: no mount namespace. */
   view: ViewEntry[] | null;
+  /** The minimal root's `/proc` (see {@linkcode JailProc}). */
+  proc: JailProc;
 }
 
 /** Identity, hostname, minimal root, session and limits, in order. */
@@ -259,7 +294,9 @@ export function jailOps(
     }
   }
   if (l.utsNamespace) ops.hostname(JAIL_HOSTNAME);
-  if (ctx.view !== null) minimalRoot(ops, iso, ctx.view, ctx.reserve);
+  if (ctx.view !== null) {
+    minimalRoot(ops, iso, ctx.view, ctx.reserve, ctx.proc);
+  }
   if (l.newSession) ops.setsid().newSessionKeyring();
   if (iso.limits !== null) {
     const lim = iso.limits;
@@ -279,6 +316,7 @@ function minimalRoot(
   iso: ResolvedIsolation,
   view: ViewEntry[],
   reserve: () => number,
+  proc: JailProc,
 ): void {
   const at = (p: string) => BUILD_DIR + (p === "/" ? "" : p);
   const made = new Set<string>(["/"]);
@@ -328,7 +366,17 @@ function minimalRoot(
     made.add("/tmp");
     ops.mount(at("/tmp"), at("/tmp"), null, MS.MS_BIND);
   }
-  if (iso.layers.pidNamespace) {
+  if (proc === "self") {
+    // The source resolves to the child's own /proc/<pid> of the host's
+    // proc, which stays its directory across execve; no other process
+    // and nothing system-wide is shown.
+    newDir("/proc/self");
+    ops.mount("/proc/self", at("/proc/self"), null, MS.MS_BIND | MS.MS_REC);
+    ops.mountSetattr(
+      at("/proc/self"),
+      MOUNT_ATTR.RDONLY | lock | MOUNT_ATTR.NOEXEC,
+    );
+  } else if (proc === "own") {
     // A proc of the child's own PID namespace: only its processes.
     newDir("/proc");
     ops.mount(
@@ -415,6 +463,7 @@ export function landlockRules(
   iso: ResolvedIsolation,
   view: ViewEntry[] | null,
   abi: number,
+  proc: JailProc,
 ): [string, number][] {
   const r = landlockRights(abi);
   const handled = handledRights(abi);
@@ -449,7 +498,7 @@ export function landlockRules(
   // Listing directories (not reading files) anywhere in the small view.
   out.push(["/", LANDLOCK_FS.READ_DIR]);
   for (const d of JAIL_DEVICES) out.push(rule(`/dev/${d}`, "file", true));
-  if (iso.layers.pidNamespace) out.push(rule("/proc", "dir", false));
+  if (proc !== "none") out.push(rule("/proc", "dir", false));
   if (iso.filesystem.tmp !== null) out.push(rule("/tmp", "dir", true));
   return out;
 }

@@ -14,6 +14,7 @@ import { environStrings, O, open } from "../../ffi/spawn.ts";
 import { close, read, readlink } from "../../ffi/unistd.ts";
 import { fileDirOf, fromFileUrl, toFileUrl } from "../common/_file_url.ts";
 import { Process } from "./process.ts";
+import { denoCacheDirIn, denoChildPaths } from "./_deno_paths.ts";
 
 /** Config file names Deno looks for, in its order. */
 const CONFIG_NAMES = ["deno.json", "deno.jsonc"];
@@ -333,10 +334,8 @@ export function denoCacheDir(): string {
     const eq = s.indexOf("=");
     if (eq > 0) env.set(s.slice(0, eq), s.slice(eq + 1));
   }
-  const dir = env.get("DENO_DIR") ||
-    (env.get("XDG_CACHE_HOME") ? `${env.get("XDG_CACHE_HOME")}/deno` : "") ||
-    (env.get("HOME") ? `${env.get("HOME")}/.cache/deno` : "");
-  if (dir === "") {
+  const dir = denoCacheDirIn(env);
+  if (dir === undefined) {
     throw new Error(
       "Cannot find the Deno cache: none of DENO_DIR, XDG_CACHE_HOME, HOME is set",
     );
@@ -407,6 +406,7 @@ export function denoWorkerPaths(
 ): string[] {
   const setup = workerSetup(options);
   const paths: string[] = [Deno.execPath(), denoCacheDir()];
+  const scripts = [script, ...(options.modules ?? [])].map(scriptUrl);
   if (setup.config !== null) {
     paths.push(setup.config);
     const json = readJson(setup.config);
@@ -430,10 +430,8 @@ export function denoWorkerPaths(
       ),
     );
   }
-  for (const m of [script, ...(options.modules ?? [])]) {
-    const dir = fileDirOf(scriptUrl(m));
-    if (dir !== null) paths.push(dir);
-  }
+  // The cache is resolved above (relative to the working directory).
+  paths.push(...denoChildPaths(scripts, new Map(), "directory"));
   return [...new Set(paths)];
 }
 

@@ -8,7 +8,7 @@
  * @module
  */
 import { E, SyscallError } from "../../ffi/errno.ts";
-import { type ChildOps, clone3Available } from "../../ffi/clone3_trampoline.ts";
+import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import {
   access,
   CLD,
@@ -18,29 +18,35 @@ import {
   environStrings,
   O,
   open,
-  pidfdOpen,
   pidfdSendSignal,
   pipe2,
-  posixSpawn,
   W,
   waitidPidfd,
   X_OK,
 } from "../../ffi/spawn.ts";
 import { type SignalName, signalName, signalNumber } from "../../ffi/signal.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
-import { close as closeFd, F, fcntl, read } from "../../ffi/unistd.ts";
+import {
+  close as closeFd,
+  F,
+  fcntl,
+  read,
+  readlink,
+} from "../../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
 import { settleWithin } from "../common/_timeout.ts";
 import {
-  ISOLATION_LAYERS,
   type ProcessIsolation,
   type ProcessIsolationReport,
+  type ResolvedIsolation,
   resolveIsolation,
 } from "./isolation.ts";
-import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
+import { ProcessSpawnError } from "./errors.ts";
 import { Clone3UnavailableError, startJailed } from "./_clone3_executor.ts";
+import { startPosixSpawn } from "./_posix_spawn_executor.ts";
+import type { SpawnPlan, SpawnStarted } from "./_spawn_plan.ts";
 import { denoChildPaths, isThisDeno } from "./_deno_paths.ts";
 
 export {
@@ -250,6 +256,28 @@ function checkString(value: unknown, what: string): string {
     throw new TypeError(`Cannot spawn process: ${what} contains a NUL byte`);
   }
   return value;
+}
+
+/** A `deno run` child in the jail also sees its cache and its scripts' projects. */
+function withDenoView(
+  iso: ResolvedIsolation,
+  program: string,
+  args: string[],
+  vars: ReadonlyMap<string, string>,
+  cwd: string | null,
+): ResolvedIsolation {
+  if (!iso.layers.mountNamespace || !isThisDeno(program)) return iso;
+  const read = [
+    ...iso.filesystem.read,
+    ...denoChildPaths(args, vars, "project", cwd),
+  ];
+  return { ...iso, filesystem: { ...iso.filesystem, read } };
+}
+
+/** This process's working directory through readlink (no --allow-read needed), or null. */
+function workingDir(): string | null {
+  const dir = readlink("/proc/self/cwd");
+  return typeof dir === "string" && dir.startsWith("/") ? dir : null;
 }
 
 function findInPath(name: string, envPath: string): string | null {
@@ -494,58 +522,27 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       const argv = cStringArray([path, ...args]);
       const cpath = cString(program);
       const ccwd = cwd === undefined ? undefined : cString(cwd);
-      const targets = [0, 1, 2, ...[...keep].sort((a, b) => a - b)];
-
       const notApplied: string[] = [];
-      let started:
-        | { pid: number; pidfd: number; how: ProcessSpawnPath }
-        | undefined;
-      let report: ProcessIsolationReport | undefined;
+      const parentCwd = workingDir();
+      const plan: SpawnPlan = {
+        program,
+        iso: withDenoView(iso, program, args, envp.vars, cwd ?? parentCwd),
+        allowUnisolated: options.allowUnisolated === true,
+        notApplied,
+        temps,
+        stdio: sources,
+        keep,
+        inheritedCwd: parentCwd,
+        exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer, cwd: ccwd },
+      };
+      // The executor: the clone3 trampoline where it exists, else (or
+      // when clone3 is refused with ENOSYS) posix_spawn.
+      let started: SpawnStarted | undefined;
+      let how: ProcessSpawnPath = "clone3";
       let noClone3: string | undefined;
       if (want !== "posix_spawn" && clone3Available()) {
-        const fdSetup = (ops: ChildOps) => {
-          for (let t = 0; t < 3; t++) {
-            if (sources[t] === t) ops.keepFd(t);
-            else ops.dup(sources[t], t);
-          }
-          for (const fd of keep) ops.keepFd(fd);
-          for (let i = 0; i < targets.length; i++) {
-            const lo = targets[i] + 1;
-            const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
-            if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
-          }
-          if (ccwd !== undefined) ops.chdir(ccwd);
-        };
-        // A `deno run` child also sees its cache and its scripts' projects.
-        const jailIso = iso.layers.mountNamespace && isThisDeno(program)
-          ? {
-            ...iso,
-            filesystem: {
-              ...iso.filesystem,
-              read: [
-                ...iso.filesystem.read,
-                ...denoChildPaths(args, envp.vars),
-              ],
-            },
-          }
-          : iso;
-        let r: ReturnType<typeof startJailed> | undefined;
         try {
-          r = startJailed({
-            program,
-            iso: jailIso,
-            allowUnisolated: options.allowUnisolated === true,
-            notApplied,
-            temps,
-            reserve: () => {
-              const fd = fcntl(sources[0], F.F_DUPFD_CLOEXEC, maxTarget + 1);
-              if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", program);
-              temps.push(fd);
-              return fd;
-            },
-            fdSetup,
-            exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer },
-          });
+          started = startJailed(plan);
         } catch (e) {
           if (!(e instanceof Clone3UnavailableError) || want === "clone3") {
             throw e;
@@ -553,67 +550,16 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           noClone3 =
             "clone3 refused with ENOSYS: Linux < 5.3 or a seccomp filter";
         }
-        if (r !== undefined) {
-          started = { ...r.started, how: "clone3" };
-          report = r.report;
-        }
       }
-      if (started === undefined || report === undefined) {
-        const layers = ISOLATION_LAYERS.filter((l) =>
-          l !== "clearSignalHandlers" && iso.layers[l]
+      if (started === undefined) {
+        how = "posix_spawn";
+        started = startPosixSpawn(
+          { ...plan, iso },
+          noClone3 ??
+            (clone3Available()
+              ? "forced"
+              : `no clone3 path on ${Deno.build.arch}`),
         );
-        if (layers.length > 0) {
-          const why = `not available with posix_spawn (${
-            noClone3 ??
-              (clone3Available()
-                ? "forced"
-                : `no clone3 path on ${Deno.build.arch}`)
-          })`;
-          if (options.allowUnisolated !== true) {
-            throw new ProcessIsolationError(layers, why);
-          }
-          for (const l of layers) notApplied.push(`${l}: ${why}`);
-        }
-        const close: number[] = [];
-        for (let fd = 3; fd < maxTarget; fd++) {
-          if (!keep.has(fd)) close.push(fd);
-        }
-        const r = posixSpawn({
-          path: cpath,
-          argv: argv.ptrs,
-          envp: envp.pointer,
-          dup2: [
-            ...sources.map((s, t) => [s, t] as const),
-            ...[...keep].map((fd) => [fd, fd] as const),
-          ],
-          close,
-          closeFrom: maxTarget + 1,
-          cwd: ccwd,
-          // glibc's pidfd_spawn (2.39+) leaves its pidfd open when exec
-          // fails (two leaked on Ubuntu 24.04); posix_spawn + pidfd_open is
-          // race-free too, since nothing else reaps our children.
-          wantPidfd: false,
-        });
-        if (typeof r === "number") {
-          throw new ProcessSpawnError(-r, "posix_spawn", program);
-        }
-        let pidfd = r.pidfd;
-        if (pidfd < 0) {
-          pidfd = pidfdOpen(r.pid);
-          if (pidfd < 0) {
-            throw new ProcessSpawnError(-pidfd, "pidfd_open", program);
-          }
-        }
-        started = {
-          pid: r.pid,
-          pidfd,
-          how: r.pidfd >= 0 ? "pidfd_spawn" : "posix_spawn",
-        };
-        // POSIX_SPAWN_SETSIGDEF resets every signal; nothing else.
-        report = {
-          ...resolveIsolation(false).layers,
-          clearSignalHandlers: true,
-        };
       }
       keepAlive(envp, argv, cpath, ccwd); // read by the child until exec
       this.#pid = started.pid;
@@ -623,8 +569,8 @@ export class Process extends TypedEventTarget<ProcessEventMap>
         pid: started.pid,
         path: program,
         argv: [path, ...args],
-        spawnPath: started.how,
-        isolation: report,
+        spawnPath: how,
+        isolation: started.report,
         notApplied,
       };
       if (captureRead >= 0) {

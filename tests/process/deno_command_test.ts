@@ -11,6 +11,7 @@ import {
   readFd,
 } from "../../mod.ts";
 import { test, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import { denoChildPaths } from "../../src/process/_deno_paths.ts";
 
 const MOD_TS = new URL("../../mod.ts", import.meta.url);
 const ROOT = fromFileUrl(new URL("../../", import.meta.url)).replace(/\/$/, "");
@@ -230,6 +231,36 @@ console.log(JSON.stringify(cmd.args));
       `--import-map=${app}/map.json`,
       "/opt/w.ts",
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("denoChildPaths() shows a script's project for a command line, its directory for a worker, and an absolute cache", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola dp #" });
+  try {
+    await Deno.mkdir(`${dir}/app/src`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/app/deno.json`, "{}");
+    await Deno.writeTextFile(`${dir}/app/src/w.ts`, "");
+    const script = `${dir}/app/src/w.ts`;
+    const env = new Map([["DENO_DIR", ""], ["HOME", "/home/u"]]);
+    assertEquals(
+      denoChildPaths(["run", "-A", toFileUrl(script).href, "--x"], env),
+      ["/home/u/.cache/deno", `${dir}/app`],
+    );
+    assertEquals(
+      denoChildPaths(
+        [toFileUrl(script), new URL("https://x.test/m.ts")],
+        env,
+        "directory",
+      ),
+      ["/home/u/.cache/deno", `${dir}/app/src`],
+    );
+    // A relative cache is not shown; a missing script neither.
+    assertEquals(
+      denoChildPaths([`${dir}/none.ts`], new Map([["DENO_DIR", "rel"]])),
+      [],
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

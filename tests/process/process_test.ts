@@ -242,11 +242,17 @@ test.userns("`Process.start()` puts the child in every namespace and reports eac
       assert(d.notApplied.some((n) => n.startsWith("landlock: ")));
     }
     assertEquals(d.isolation, want);
+    // Where the host's /proc has mounts over it (bubblewrap, containers)
+    // the kernel refuses a new proc: the jail shows only /proc/self, and says so.
+    const noProc = d.notApplied.filter((n) =>
+      n.startsWith("mountNamespace: /proc holds only /proc/self")
+    );
+    for (const n of noProc) assertMatch(n, /mount_too_revealing/);
     // cgroup v2 limits: never here (v1 hybrid), and said so.
     assertEquals(
-      d.notApplied.filter((n) => !n.startsWith("landlock: ")).map((n) =>
-        n.split(":")[0]
-      ),
+      d.notApplied.filter((n) =>
+        !n.startsWith("landlock: ") && !noProc.includes(n)
+      ).map((n) => n.split(":")[0]),
       ["cgroupLimits"],
     );
     const status = readProc(`/proc/${p.pid}/status`)!;
@@ -304,12 +310,14 @@ test.userns("`Process` isolation kills an orphaned child when its parent dies", 
       if (m) grandchild = Number(m[1]);
       else await new Promise((r) => setTimeout(r, 20));
     }
-    assertEquals(procState(grandchild), "S");
+    // Alive: sleeping, or running on a loaded machine.
+    const alive = procState(grandchild);
+    assert(alive === "S" || alive === "R", `grandchild ${alive}`);
     parent.kill("SIGKILL");
     const s = await waitExit(parent);
     assertEquals(s.kind === "signaled" && s.signal, "SIGKILL");
     // Gone, or a zombie waiting for init: either way no longer running.
-    const gone = performance.now() + 1000;
+    const gone = performance.now() + 10_000;
     let state = procState(grandchild);
     while (state !== null && state !== "Z" && performance.now() < gone) {
       await new Promise((r) => setTimeout(r, 10));
@@ -684,4 +692,33 @@ Deno.test("`Process.start()` resets ignored signals in the child when the parent
       assertEquals(ign & mask, 0n, `${spawnPath}: SigIgn ${ign.toString(16)}`);
     }
   });
+});
+
+test.userns("`Process.start()` builds a jail whose paths fill several op arenas (many long read paths)", async () => {
+  if (!clone3Available()) return;
+  // 40 files with 120-byte names: each shows up in ~5 child steps, so the
+  // C strings and structs span several 4 KiB arena chunks.
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola-arena-" });
+  try {
+    const names = Array.from(
+      { length: 40 },
+      (_, i) => `${dir}/${String(i).padStart(3, "0")}${"x".repeat(117)}`,
+    );
+    for (const [i, n] of names.entries()) {
+      await Deno.writeTextFile(n, `file ${i}\n`);
+    }
+    await withoutFdLeak(async () => {
+      using out = createMemfd();
+      const p = Process.spawn("/bin/cat", {
+        args: [names[0], names[39]],
+        isolate: { filesystem: { read: names } },
+        stdout: out,
+      });
+      assertEquals((await waitExit(p)).kind, "exited");
+      assertEquals(p.exitStatus, { kind: "exited", code: 0 });
+      assertEquals(dec.decode(readFd(out)), "file 0\nfile 39\n");
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
