@@ -349,7 +349,12 @@ if (args.json) {
   await Deno.writeTextFile(
     args.json,
     JSON.stringify(
-      { date: new Date().toISOString(), quick: QUICK, rounds: ROUNDS, rows: all },
+      {
+        date: new Date().toISOString(),
+        quick: QUICK,
+        rounds: ROUNDS,
+        rows: all,
+      },
       null,
       2,
     ),

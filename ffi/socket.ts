@@ -173,7 +173,29 @@ export class MsgBuffers {
     fds: ArrayLike<number>,
     flags: number,
   ): number {
-    if (fds.length > this.maxFds) return -22; // EINVAL; callers check first
+    if (!this.prepareSend(length, fds)) return -22; // EINVAL; callers check
+    const raw = rawSocketCalls();
+    if (raw !== null) return raw.sendmsg(fd, this.#hdr, flags);
+    const n = Number(libc().sendmsg(fd, this.#hdr, flags));
+    return n < 0 ? -errno() : n;
+  }
+
+  /**
+   * The `struct msghdr` itself, for code that issues the system call in
+   * its own way (`sync_call.ts`): after {@linkcode MsgBuffers.prepareSend}
+   * or {@linkcode MsgBuffers.prepareRecv}.
+   */
+  get msghdr(): Uint8Array {
+    return this.#hdr;
+  }
+
+  /**
+   * Sets the header up to send `data[0, length)` with `fds`, as
+   * {@linkcode MsgBuffers.sendmsg} does. Returns false if there are more
+   * descriptors than the control buffer holds.
+   */
+  prepareSend(length: number, fds: ArrayLike<number>): boolean {
+    if (fds.length > this.maxFds) return false;
     this.#iovView.setBigUint64(iovec.iov_len, BigInt(length), true);
     const h = this.#hdrView;
     if (fds.length === 0) {
@@ -194,10 +216,7 @@ export class MsgBuffers {
         true,
       );
     }
-    const raw = rawSocketCalls();
-    if (raw !== null) return raw.sendmsg(fd, this.#hdr, flags);
-    const n = Number(libc().sendmsg(fd, this.#hdr, flags));
-    return n < 0 ? -errno() : n;
+    return true;
   }
 
   /**
@@ -207,6 +226,16 @@ export class MsgBuffers {
    * {@linkcode MsgBuffers.receivedFds} the descriptors that arrived.
    */
   recvmsg(fd: number, flags: number): number {
+    this.prepareRecv();
+    const raw = rawSocketCalls();
+    const n = raw !== null
+      ? raw.recvmsg(fd, this.#hdr, flags)
+      : Number(libc().recvmsg(fd, this.#hdr, flags));
+    return this.finishRecv(n < 0 && raw === null ? -errno() : n);
+  }
+
+  /** Sets the header up for a recvmsg(2) into the whole data buffer. */
+  prepareRecv(): void {
     this.#iovView.setBigUint64(iovec.iov_len, BigInt(this.data.length), true);
     const h = this.#hdrView;
     h.setBigUint64(msghdr.msg_control, this.#controlAddr, true);
@@ -216,15 +245,19 @@ export class MsgBuffers {
       true,
     );
     h.setInt32(msghdr.msg_flags, 0, true);
-    const raw = rawSocketCalls();
-    const n = raw !== null
-      ? raw.recvmsg(fd, this.#hdr, flags)
-      : Number(libc().recvmsg(fd, this.#hdr, flags));
+  }
+
+  /**
+   * Records the outcome `n` (bytes or -errno) of a recvmsg(2) issued on
+   * {@linkcode MsgBuffers.msghdr}, as {@linkcode MsgBuffers.recvmsg} does.
+   * Returns `n`.
+   */
+  finishRecv(n: number): number {
+    const h = this.#hdrView;
     if (n < 0) {
-      const e = raw !== null ? -n : errno();
       h.setBigUint64(msghdr.msg_controllen, 0n, true);
       this.msgFlags = 0;
-      return -e;
+      return n;
     }
     this.msgFlags = h.getInt32(msghdr.msg_flags, true);
     return n;

@@ -15,14 +15,19 @@ import {
 } from "../common/errors.ts";
 import { checkTimeout } from "../common/_timeout.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
-import { OwnedFd } from "../fd/owned_fd.ts";
+import { fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import {
   Process,
   type ProcessIsolation,
   type ProcessStderr,
   type ProcessStdio,
 } from "../process/process.ts";
-import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import {
+  DEFAULT_SPIN_US,
+  IpcUnixSocket,
+  MAX_FDS_PER_MESSAGE,
+} from "../ipc/ipc_unix_socket.ts";
+import { addressOf } from "../../ffi/sync_call.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
 import {
   encodeMessage,
@@ -40,7 +45,18 @@ import {
 } from "./pipe_events.ts";
 import { PendingCalls } from "./_pending_calls.ts";
 import { OrderedDelivery } from "./_ordered_delivery.ts";
-import { readReply } from "./_sync_reader.ts";
+import {
+  callFast,
+  FAST,
+  FAST_DATA_MAX,
+  type FastCall,
+  type FastPath,
+  fastSyncPath,
+  readReply,
+  type SyncRead,
+} from "./_sync_reader.ts";
+import { AdaptiveSpin } from "./_adaptive_spin.ts";
+import { E_LOCK, E_SEQ, entry, TAG_SOCKET } from "./_receiver_shared.ts";
 import { PipeLife } from "./_pipe_life.ts";
 import { Receiver } from "./_receiver.ts";
 import type { ReceivedError, ReceivedMessage } from "./_receiver_shared.ts";
@@ -88,6 +104,10 @@ export interface IpcCallOptions {
 }
 
 type Received = ReceivedMessage | ReceivedError;
+
+const EMPTY = new Uint8Array(0);
+const NO_FDS: readonly number[] = Object.freeze([]);
+const INT32_BYTES = 4;
 
 /** Grace before each escalation when closing, ms (see close()). */
 const DEFAULT_CLOSE_GRACE = 1000;
@@ -138,6 +158,10 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     this.#deliver(item)
   );
   readonly #life: PipeLife;
+  // The one-crossing sync call (null without the stub), its reusable
+  // description, and when it pays to spin for the reply.
+  readonly #fast: FastPath | null;
+  readonly #fastCall: FastCall;
   #nextCookie = 1;
   #lateReplies = 0;
   #closed?: Promise<void>;
@@ -200,6 +224,32 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       },
       onHangup: () => this.#markGone(),
     });
+    this.#fast = fastSyncPath();
+    const table = this.#receiver.table;
+    const at = (field: number) =>
+      addressOf(
+        new Int32Array(
+          table.buffer,
+          (entry(this.#id) + field) * INT32_BYTES,
+          1,
+        ),
+      );
+    this.#fastCall = {
+      fd: this.#sock.fd,
+      pidfd: this.#pidfd?.fd ?? -1,
+      id: this.#id,
+      cmd: 0,
+      cookie: 0,
+      data: EMPTY,
+      fds: NO_FDS,
+      deadline: 0,
+      spin: new AdaptiveSpin(this.#spin, navigator.hardwareConcurrency ?? 1),
+      epfd: this.#receiver.epfd,
+      lock: at(E_LOCK),
+      seq: at(E_SEQ),
+      tag: TAG_SOCKET,
+      keep: (item) => this.#delivery.hold(item.seq, item),
+    };
   }
 
   /**
@@ -261,10 +311,96 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    */
   sendSync(msg: IpcMessageInit, options: IpcCallOptions = {}): IpcMessage {
     const cmd = msg.cmd ?? 0;
-    const action = `Cannot call ${cmd}`;
     // A caller that blocks anyway waits (briefly) for the exit report.
-    this.#life.checkSync(action);
-    const timeout = checkTimeout(options.timeout, this.#timeout);
+    if (this.#life.state !== "open") this.#life.checkSync(`Cannot call ${cmd}`);
+    const timeout = options.timeout === undefined
+      ? this.#timeout
+      : checkTimeout(options.timeout, this.#timeout);
+    const fast = this.#fast;
+    const data = msg.data;
+    if (
+      fast === null || !Number.isInteger(cmd) || cmd < 0 ||
+      cmd >= IPC_ERROR_CMD || (data !== undefined &&
+        (!(data instanceof Uint8Array) || data.length > FAST_DATA_MAX)) ||
+      (msg.fds !== undefined && msg.fds.length > MAX_FDS_PER_MESSAGE)
+    ) {
+      return this.#sendSyncSlow(msg, cmd, timeout);
+    }
+    const cookie = this.#cookie();
+    const receiver = this.#receiver;
+    const call = this.#fastCall;
+    call.cmd = cmd;
+    call.cookie = cookie;
+    call.data = data ?? EMPTY;
+    call.fds = msg.fds === undefined || msg.fds.length === 0
+      ? NO_FDS
+      : msg.fds.map((fd) => fdNumber(fd, `Cannot call ${cmd}`));
+    call.deadline = performance.now() + timeout;
+    // Only this thread reads the socket until the stub gives it back.
+    receiver.lock(this.#id);
+    let held = true;
+    let peerExited = false;
+    try {
+      let r = callFast(fast, call);
+      if (r === FAST.DONE) {
+        held = false;
+        peerExited = receiver.exitedWhileHeld(this.#id);
+        const reply = fast.reply!;
+        fast.reply = null;
+        this.#delivery.gap(reply.seq);
+        return this.#toReply(reply, cmd);
+      }
+      if (r === FAST.RETAKE) {
+        receiver.take(this.#id);
+        r = FAST.SLOW;
+      }
+      if (r === FAST.UNSENT) this.#send(msg, cookie, `Cannot call ${cmd}`);
+      let reply: ReceivedMessage | null;
+      if (r === FAST.HELD) {
+        reply = fast.reply;
+        fast.reply = null;
+      } else {
+        reply = readReply(this.#syncRead(cookie, call.deadline, timeout));
+      }
+      if (reply !== null) {
+        this.#delivery.gap(reply.seq);
+        return this.#toReply(reply, cmd);
+      }
+      peerExited = true;
+    } catch (e) {
+      // The send met the hang-up before the exit was reaped: wait below.
+      if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
+    } finally {
+      if (held) peerExited = receiver.give(this.#id) || peerExited;
+      // What was read meanwhile is delivered from the event loop, never
+      // inside this call.
+      if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
+    }
+    const action = `Cannot call ${cmd}`;
+    const error = this.#life.goneSync(action);
+    this.#markGone();
+    throw error;
+  }
+
+  #syncRead(cookie: number, deadline: number, timeout: number): SyncRead {
+    const receiver = this.#receiver;
+    return {
+      fd: this.#sock.fd,
+      pidfd: this.#pidfd?.fd ?? -1,
+      id: this.#id,
+      cookie,
+      deadline,
+      timeout,
+      spin: this.#spin,
+      action: `Cannot call`,
+      nextSeq: () => receiver.nextSeq(this.#id),
+      keep: (item) => this.#delivery.hold(item.seq, item),
+    };
+  }
+
+  /** sendSync() without the one-crossing stub (or for what it cannot send). */
+  #sendSyncSlow(msg: IpcMessageInit, cmd: number, timeout: number): IpcMessage {
+    const action = `Cannot call ${cmd}`;
     const cookie = this.#cookie();
     const receiver = this.#receiver;
     // Take the socket from the receiver Worker: this thread reads the reply
@@ -273,20 +409,11 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     let peerExited = false;
     try {
       this.#send(msg, cookie, action);
-      const reply = readReply({
-        fd: this.#sock.fd,
-        pidfd: this.#pidfd?.fd ?? -1,
-        id: this.#id,
-        cookie,
-        deadline: performance.now() + timeout,
-        timeout,
-        spin: this.#spin,
-        action,
-        nextSeq: () => receiver.nextSeq(this.#id),
-        keep: (item) => this.#delivery.hold(item.seq, item),
-      });
+      const read = this.#syncRead(cookie, performance.now() + timeout, timeout);
+      read.action = action;
+      const reply = readReply(read);
       if (reply !== null) {
-        this.#delivery.hold(reply.seq, null);
+        this.#delivery.gap(reply.seq);
         return this.#toReply(reply, cmd);
       }
       peerExited = true;
