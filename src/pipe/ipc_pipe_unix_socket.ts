@@ -360,7 +360,9 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
         reply = fast.reply;
         fast.reply = null;
       } else {
-        reply = readReply(this.#syncRead(cookie, call.deadline, timeout));
+        reply = readReply(
+          this.#syncRead(cookie, call.deadline, timeout, `Cannot call ${cmd}`),
+        );
       }
       if (reply !== null) {
         this.#delivery.gap(reply.seq);
@@ -382,7 +384,12 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     throw error;
   }
 
-  #syncRead(cookie: number, deadline: number, timeout: number): SyncRead {
+  #syncRead(
+    cookie: number,
+    deadline: number,
+    timeout: number,
+    action: string,
+  ): SyncRead {
     const receiver = this.#receiver;
     return {
       fd: this.#sock.fd,
@@ -392,7 +399,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       deadline,
       timeout,
       spin: this.#spin,
-      action: `Cannot call`,
+      action,
       nextSeq: () => receiver.nextSeq(this.#id),
       keep: (item) => this.#delivery.hold(item.seq, item),
     };
@@ -409,9 +416,9 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     let peerExited = false;
     try {
       this.#send(msg, cookie, action);
-      const read = this.#syncRead(cookie, performance.now() + timeout, timeout);
-      read.action = action;
-      const reply = readReply(read);
+      const reply = readReply(
+        this.#syncRead(cookie, performance.now() + timeout, timeout, action),
+      );
       if (reply !== null) {
         this.#delivery.gap(reply.seq);
         return this.#toReply(reply, cmd);
