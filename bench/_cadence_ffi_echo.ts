@@ -8,8 +8,9 @@ const libc = Deno.dlopen("libc.so.6", {
 const MSG_NOSIGNAL = 0x4000;
 const fd = Number(Deno.args.at(-1));
 const buf = new Uint8Array(64 * 1024);
+const capacity = BigInt(buf.length);
 for (;;) {
-  const n = libc.symbols.recv(fd, buf, buf.length, 0);
+  const n = libc.symbols.recv(fd, buf, capacity, 0);
   if (n <= 0) break;
-  libc.symbols.send(fd, buf, n, MSG_NOSIGNAL);
+  libc.symbols.send(fd, buf, BigInt(n), MSG_NOSIGNAL);
 }

@@ -141,12 +141,13 @@ function ffiPair(pipes: number): Contender {
     fds.push(sv[0]);
   }
   const buf = new Uint8Array(MSG_SIZE);
+  const size = BigInt(MSG_SIZE);
   return {
     name: "Deno FFI pair",
     run: (r) =>
       paced(r, (p) => {
-        libc.symbols.send(fds[p], buf, MSG_SIZE, MSG_NOSIGNAL);
-        libc.symbols.recv(fds[p], buf, MSG_SIZE, 0);
+        libc.symbols.send(fds[p], buf, size, MSG_NOSIGNAL);
+        libc.symbols.recv(fds[p], buf, size, 0);
       }),
     async close() {
       for (const fd of fds) close(fd);
