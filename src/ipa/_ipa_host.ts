@@ -14,6 +14,10 @@ import {
   json,
 } from "./_ipa_protocol.ts";
 import { IpcCallError } from "../pipe/ipc_call_error.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
+
+/** Trace key of the host's own hops (the pipe's are keyed by cookie). */
+const TRACE_KEY_HOST = -2;
 
 type Impl = Record<string, (params: unknown) => unknown>;
 
@@ -93,10 +97,14 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     const def = iface.methods[name];
     // The IPA owns them now (the message no longer closes them).
     const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
+    if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
     const params = decodeIpa(def.params, msg.data, fds, "params");
+    if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
     const result = await impl[name](params);
+    if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
     if (def.result === undefined) return { cmd: msg.cmd };
     const enc = encodeIpa(def.result, result, "result");
+    if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
     return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
   };
 

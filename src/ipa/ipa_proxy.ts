@@ -23,6 +23,10 @@ import type {
   IpaMethods,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
+
+/** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
+const TRACE_KEY_PROXY = -1;
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
@@ -381,10 +385,12 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       if (this.#state === "closed" || this.#state === "crashed") {
         throw new Error(`${action}: the IPA is ${this.#state}`);
       }
+      if (TRACE_ON) trace("ipa.call", TRACE_KEY_PROXY);
       const enc = encodeIpa(def.params, params ?? {}, "params");
       let reply;
       try {
         reply = this.#pipe.sendSync({ cmd, data: enc.data, fds: enc.fds });
+        if (TRACE_ON) trace("ipa.replied", TRACE_KEY_PROXY);
       } finally {
         // No event is delivered after stop() returns, even if it fails.
         if (name === "stop") this.#state = "stopped";
@@ -394,7 +400,9 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         reply[Symbol.dispose]();
         return undefined;
       }
-      return decodeIpa(def.result, reply.data, reply.ownedFds);
+      const result = decodeIpa(def.result, reply.data, reply.ownedFds);
+      if (TRACE_ON) trace("ipa.decoded", TRACE_KEY_PROXY);
+      return result;
     };
   }
 

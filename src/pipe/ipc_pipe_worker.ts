@@ -191,6 +191,7 @@ export class IpcPipeWorker implements Disposable {
       for (;;) {
         let left = SERVE_SLICE_MS - (performance.now() - lastTurn);
         if (left <= 0) {
+          this.#flushHeld(); // the turn may be long: never hold a reply
           pfd.set(0, fd, POLL.POLLIN);
           await pfd.pollAsync(SERVE_TURN_MS);
           lastTurn = performance.now();
@@ -292,7 +293,6 @@ export class IpcPipeWorker implements Disposable {
     const n = rx.finishRecv(block.call());
     if (held !== null) {
       this.#held = null;
-      if (TRACE_ON) trace("worker.replied", held.cookie);
       // Not sent (socket full, or an error): the ordinary send decides.
       if (block.sent < 0) this.#sendNow(held.cmd, held.cookie, held.data, []);
     }
@@ -401,6 +401,7 @@ export class IpcPipeWorker implements Disposable {
       fast.tx.data.set(data, HEADER_SIZE + MSG_HEADER);
       fast.tx.prepareSend(HEADER_SIZE + size, NO_FDS);
       this.#held = { cmd, cookie, data };
+      if (TRACE_ON) trace("worker.reply", cookie);
       return;
     }
     this.#flushHeld();
