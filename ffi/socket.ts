@@ -139,6 +139,9 @@ export class MsgBuffers {
   #control: Uint8Array;
   #controlView: DataView;
   #controlAddr: bigint;
+  // Sizes as the bigints the header takes (no conversion per read).
+  #dataLen: bigint;
+  #controlLen: bigint;
 
   /**
    * @param capacity Size of the data buffer in bytes.
@@ -156,6 +159,8 @@ export class MsgBuffers {
     this.#control = new Uint8Array(controlBuf);
     this.#controlView = new DataView(controlBuf);
     this.#controlAddr = address(controlBuf);
+    this.#dataLen = BigInt(capacity);
+    this.#controlLen = BigInt(this.#control.length);
     const hdrBuf = new ArrayBuffer(msghdr.SIZEOF);
     this.#hdr = new Uint8Array(hdrBuf);
     this.#hdrView = new DataView(hdrBuf);
@@ -236,14 +241,10 @@ export class MsgBuffers {
 
   /** Sets the header up for a recvmsg(2) into the whole data buffer. */
   prepareRecv(): void {
-    this.#iovView.setBigUint64(iovec.iov_len, BigInt(this.data.length), true);
+    this.#iovView.setBigUint64(iovec.iov_len, this.#dataLen, true);
     const h = this.#hdrView;
     h.setBigUint64(msghdr.msg_control, this.#controlAddr, true);
-    h.setBigUint64(
-      msghdr.msg_controllen,
-      BigInt(this.#control.length),
-      true,
-    );
+    h.setBigUint64(msghdr.msg_controllen, this.#controlLen, true);
     h.setInt32(msghdr.msg_flags, 0, true);
   }
 

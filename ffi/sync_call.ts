@@ -82,6 +82,7 @@ export const SYNC_STEP = Object.freeze({
 });
 
 const EPOLLIN = 0x1;
+const MAX_INT = 0x7fffffff;
 const POLLIN = 0x1;
 
 const fnDefinition = {
@@ -133,6 +134,9 @@ export function addressOf(buf: ArrayBufferLike | ArrayBufferView): bigint {
  */
 export class SyncBlock {
   readonly #buf: Uint8Array;
+  // Fields are written and read as two 32-bit halves: BigInt conversions
+  // would allocate on every call.
+  readonly #i32: Int32Array;
   readonly #view: DataView;
   readonly #pollView: DataView;
   readonly #pollAddr: bigint;
@@ -144,6 +148,7 @@ export class SyncBlock {
     this.#fn = fn;
     const ab = new ArrayBuffer(sync_block.SIZEOF);
     this.#buf = new Uint8Array(ab);
+    this.#i32 = new Int32Array(ab);
     this.#view = new DataView(ab);
     const polls = new ArrayBuffer(pollfd.SIZEOF * 2);
     this.#pollView = new DataView(polls);
@@ -152,22 +157,30 @@ export class SyncBlock {
     this.#eventView = new DataView(ev);
     this.#set(sync_block.pollfds, this.#pollAddr);
     this.#set(sync_block.add_event, addressOf(ev));
-    this.#set(sync_block.epfd, -1n);
-    this.#set(sync_block.cookie, -1n);
-    this.#set(sync_block.timeout, -1n);
+    this.#setInt(sync_block.epfd, -1);
+    this.#setInt(sync_block.cookie, -1);
+    this.#setInt(sync_block.timeout, -1);
   }
 
   #set(off: number, v: bigint): void {
     this.#view.setBigInt64(off, v, true);
   }
 
+  /** Field at `off` = `v`, an integer in [-2^31, 2^32). */
+  #setInt(off: number, v: number): void {
+    const i = off >> 2;
+    this.#i32[i] = v | 0;
+    this.#i32[i + 1] = v < 0 ? -1 : 0;
+  }
+
+  /** The low 32 bits of the field at `off`, signed (results fit). */
   #get(off: number): number {
-    return Number(this.#view.getBigInt64(off, true));
+    return this.#i32[off >> 2];
   }
 
   /** The socket, and the peer's pidfd (or -1) watched while sleeping. */
   socket(fd: number, pidfd: number): void {
-    this.#set(sync_block.fd, BigInt(fd));
+    this.#setInt(sync_block.fd, fd);
     const p = this.#pollView;
     p.setInt32(pollfd.fd, fd, true);
     p.setInt16(pollfd.events, POLLIN, true);
@@ -187,7 +200,7 @@ export class SyncBlock {
     lock: bigint,
     seq: bigint,
   ): void {
-    this.#set(sync_block.epfd, BigInt(epfd));
+    this.#setInt(sync_block.epfd, epfd);
     this.#set(sync_block.lock, lock);
     this.#set(sync_block.seq, seq);
     const e = this.#eventView;
@@ -207,13 +220,14 @@ export class SyncBlock {
   }
 
   /**
-   * What to wait for: the reply with `cookie` (or -1: any record), spinning
-   * `spin` reads, then sleeping up to `timeoutMs` (-1: no limit).
+   * What to wait for: the reply with `cookie` (a u32, or -1: any record),
+   * spinning `spin` reads, then sleeping up to `timeoutMs` (-1: no limit;
+   * longer than 2^31 - 1 ms is cut to that).
    */
   wait(cookie: number, spin: number, timeoutMs: number): void {
-    this.#set(sync_block.cookie, BigInt(cookie));
-    this.#set(sync_block.spin, BigInt(spin));
-    this.#set(sync_block.timeout, BigInt(timeoutMs));
+    this.#setInt(sync_block.cookie, cookie);
+    this.#setInt(sync_block.spin, Math.min(spin, MAX_INT));
+    this.#setInt(sync_block.timeout, Math.min(timeoutMs, MAX_INT));
   }
 
   /** Runs the stub: bytes received, or -errno. */

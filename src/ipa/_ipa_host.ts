@@ -88,7 +88,11 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     return { info: { ...info } };
   };
 
-  const invoke = async (msg: IpcMessage): Promise<IpcMessageInit> => {
+  // Synchronous unless the method returns a Promise: a sync reply then
+  // leaves the worker's loop without a Promise turn.
+  const invoke = (
+    msg: IpcMessage,
+  ): IpcMessageInit | Promise<IpcMessageInit> => {
     const name = methodNames[msg.cmd - 1];
     if (impl === undefined || iface === undefined || name === undefined) {
       for (const fd of msg.ownedFds) fd.close();
@@ -100,21 +104,26 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
     const params = decodeIpa(def.params, msg.data, fds, "params");
     if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
-    const result = await impl[name](params);
-    if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
-    if (def.result === undefined) return { cmd: msg.cmd };
-    const enc = encodeIpa(def.result, result, "result");
-    if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
-    return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+    const finish = (result: unknown): IpcMessageInit => {
+      if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
+      if (def.result === undefined) return { cmd: msg.cmd };
+      const enc = encodeIpa(def.result, result, "result");
+      if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
+      return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+    };
+    const result = impl[name](params);
+    return result instanceof Promise ? result.then(finish) : finish(result);
   };
 
   await worker.serve({
-    async onCall(msg) {
+    onCall(msg) {
       if (msg.cmd === CMD_INIT) {
-        const reply = await init(json.decode<InitRequest>(msg.data));
-        return { cmd: CMD_INIT, data: json.encode(reply) };
+        return init(json.decode<InitRequest>(msg.data)).then((reply) => ({
+          cmd: CMD_INIT,
+          data: json.encode(reply),
+        }));
       }
-      return await invoke(msg);
+      return invoke(msg);
     },
     async onMessage(msg) {
       try {

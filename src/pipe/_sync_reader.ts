@@ -23,6 +23,7 @@ import {
   syncCallStub,
 } from "../../ffi/sync_call.ts";
 import {
+  FRAME_VERSION,
   HEADER_SIZE,
   INLINE_MAX,
   isEndOfStream,
@@ -132,6 +133,7 @@ export interface FastPath {
   readonly tx: MsgBuffers;
   readonly txView: DataView;
   readonly rx: MsgBuffers;
+  readonly rxView: DataView;
   readonly txHdr: bigint;
   readonly rxHdr: bigint;
   readonly block: SyncBlock;
@@ -139,6 +141,8 @@ export interface FastPath {
   readonly readsPerUs: number;
   /** The reply of the last call that ended {@linkcode FAST}.DONE. */
   reply: ReceivedMessage | null;
+  /** Whose socket the block is set up for (a FastCall, or a worker). */
+  owner: object | null;
 }
 
 let fastPath: FastPath | null | undefined;
@@ -155,11 +159,13 @@ export function fastSyncPath(): FastPath | null {
     tx,
     txView: new DataView(tx.data.buffer),
     rx,
+    rxView: new DataView(rx.data.buffer),
     txHdr: addressOf(tx.msghdr),
     rxHdr: addressOf(rx.msghdr),
     block,
     readsPerUs: calibrateSpin(block),
     reply: null,
+    owner: null,
   };
   return fastPath;
 }
@@ -199,11 +205,14 @@ export function callFast(f: FastPath, c: FastCall): number {
   f.txView.setUint32(HEADER_SIZE + 4, c.cookie, true);
   tx.data.set(c.data, HEADER_SIZE + MSG_HEADER);
   tx.prepareSend(HEADER_SIZE + size, c.fds);
-  rx.prepareRecv();
-  block.socket(c.fd, c.pidfd);
-  block.receiver(c.epfd, c.id, c.tag, c.lock, c.seq);
+  rx.prepareRecv(); // the kernel shrank msg_controllen on the last read
+  if (f.owner !== c) {
+    f.owner = c;
+    block.socket(c.fd, c.pidfd);
+    block.receiver(c.epfd, c.id, c.tag, c.lock, c.seq);
+    block.recv(f.rxHdr);
+  }
   block.send(f.txHdr);
-  block.recv(f.rxHdr);
   let spinUs = c.spin.next();
   if (TRACE_ON) trace("call.send", c.cookie);
   for (;;) {
@@ -233,6 +242,23 @@ export function callFast(f: FastPath, c: FastCall): number {
       }
       return FAST.SLOW;
     }
+    if (block.released && isPlainFrame(rx, n)) {
+      // The usual reply: bytes only, read in place (one copy).
+      f.reply = {
+        type: "msg",
+        id: c.id,
+        gen: 0,
+        seq: block.seq,
+        cmd: f.rxView.getUint32(HEADER_SIZE, true),
+        cookie: c.cookie,
+        buffer: (rx.data.buffer as ArrayBuffer).slice(
+          HEADER_SIZE + MSG_HEADER,
+          n,
+        ),
+        fds: [],
+      };
+      return FAST.DONE;
+    }
     const item = decodeItem(rx, n, c.id, 0, block.seq, MAX_MESSAGE_SIZE);
     if (item.type === "msg" && item.cookie === c.cookie) {
       f.reply = item;
@@ -241,4 +267,19 @@ export function callFast(f: FastPath, c: FastCall): number {
     c.keep(item);
     if (block.released) return FAST.RETAKE;
   }
+}
+
+/**
+ * Whether the `n`-byte record in `rx` is a well-formed frame of inline
+ * bytes and no descriptors, with a message header (anything else goes
+ * through decodeItem(), which checks and reports every way a frame can be
+ * wrong).
+ */
+function isPlainFrame(rx: MsgBuffers, n: number): boolean {
+  const b = rx.data;
+  const size = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  return n >= HEADER_SIZE + MSG_HEADER && size === n - HEADER_SIZE &&
+    b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === FRAME_VERSION &&
+    (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
+    rx.receivedFds().length === 0;
 }

@@ -282,11 +282,14 @@ export class IpcPipeWorker implements Disposable {
     const { block, rx } = fast;
     this.#fast = fast;
     const fd = this.#sock.fd;
-    block.socket(fd, -1);
-    block.receiver(-1, 0, 0, 0n, 0n);
-    block.send(this.#held === null ? 0n : fast.txHdr);
-    block.recv(fast.rxHdr);
     rx.prepareRecv();
+    if (fast.owner !== this) {
+      fast.owner = this;
+      block.socket(fd, -1);
+      block.receiver(-1, 0, 0, 0n, 0n);
+      block.recv(fast.rxHdr);
+    }
+    block.send(this.#held === null ? 0n : fast.txHdr);
     const spinUs = spin.next();
     block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
     const held = this.#held;
