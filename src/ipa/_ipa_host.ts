@@ -8,10 +8,12 @@ import type { IpcPipeWorker } from "../pipe/ipc_pipe_worker.ts";
 import { OwnedFd } from "../fd/owned_fd.ts";
 import {
   CMD_INIT,
+  CMD_WARMUP,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_METHOD,
 } from "./_ipa_protocol.ts";
 import { IpcCallError } from "../pipe/ipc_call_error.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
@@ -117,6 +119,11 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
 
   await worker.serve({
     onCall(msg) {
+      if (msg.cmd === CMD_WARMUP) {
+        const spec = WARMUP_METHOD;
+        const v = decodeIpa(spec.params, msg.data, msg.ownedFds, "params");
+        return { cmd: CMD_WARMUP, data: encodeIpa(spec.result!, v).data };
+      }
       if (msg.cmd === CMD_INIT) {
         return init(json.decode<InitRequest>(msg.data)).then((reply) => ({
           cmd: CMD_INIT,

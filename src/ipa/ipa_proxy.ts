@@ -21,6 +21,7 @@ import type {
   IpaInterface,
   IpaInterfaceSpec,
   IpaMethods,
+  IpaMethodSpec,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
@@ -30,10 +31,14 @@ const TRACE_KEY_PROXY = -1;
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
+  CMD_WARMUP,
+  DEFAULT_WARMUP_CALLS,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_METHOD,
+  WARMUP_VALUE,
 } from "./_ipa_protocol.ts";
 
 /** Where an IPA runs. */
@@ -54,6 +59,13 @@ export interface IpaProxyOptions {
    * {@linkcode IpaManager}); the error is {@linkcode IpaPipelineMismatchError}.
    */
   pipelineName?: string;
+  /**
+   * Sync round trips made at start through the real call path, so that
+   * the first frames run optimised code (V8 optimises after a few thousand
+   * runs; at 30 calls a second that takes minutes). Default 2000 (tens of
+   * ms); 0 skips it.
+   */
+  warmUp?: number;
   /** Isolated only: namespaces etc. Default `true` (every layer). */
   isolate?: boolean | ProcessIsolation;
   /** Isolated only: run even if isolation is unavailable. */
@@ -216,6 +228,8 @@ const RESERVED = new Set([
   "interface",
   "pipe",
   "connectModule",
+  "warmUp",
+  "warmUpOrClose",
   "pid",
 ]);
 
@@ -263,7 +277,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     }
     iface.methodNames.forEach((name, i) => {
       Object.defineProperty(this, name, {
-        value: this.#method(name, i + 1),
+        value: this.#method(name, i + 1, iface.methods[name]),
         enumerable: true,
       });
     });
@@ -321,6 +335,29 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     }
   }
 
+  /**
+   * Makes `calls` warm-up round trips through the sync method path (the
+   * same closure code as the interface's methods, the same codec, pipe and
+   * host paths), so that the first frames run optimised code.
+   *
+   * @param calls How many.
+   */
+  protected warmUp(calls: number = DEFAULT_WARMUP_CALLS): void {
+    if (calls <= 0) return;
+    const call = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD);
+    for (let i = 0; i < calls; i++) call(WARMUP_VALUE);
+  }
+
+  /** {@linkcode IpaProxy.warmUp}, closing everything if it fails. */
+  protected async warmUpOrClose(calls: number): Promise<void> {
+    try {
+      this.warmUp(calls);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
   /** The module's description. */
   get info(): IpaModuleInfo {
     return { ...this.#info! };
@@ -369,8 +406,11 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     return () => this.removeEventListener(event, listener);
   }
 
-  #method(name: string, cmd: number): (params: unknown) => unknown {
-    const def = this.#iface.methods[name];
+  #method(
+    name: string,
+    cmd: number,
+    def: IpaMethodSpec,
+  ): (params: unknown) => unknown {
     const action = `Cannot call ${this.#iface.name}.${name}`;
     if (!def.sync) {
       return (params) => {
@@ -442,6 +482,14 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   }
 }
 
+function checkWarmUp(n: number | undefined): number {
+  const v = n ?? DEFAULT_WARMUP_CALLS;
+  if (!Number.isInteger(v) || v < 0) {
+    throw new RangeError(`Invalid warmUp: ${v} (must be an integer >= 0)`);
+  }
+  return v;
+}
+
 function moduleUrl(module: string | URL): string {
   if (module instanceof URL) return module.href;
   if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
@@ -478,6 +526,7 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
+    const warmUp = checkWarmUp(options.warmUp);
     const url = moduleUrl(module);
     const sock = new IpcUnixSocket();
     const peer = sock.create();
@@ -523,6 +572,7 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       },
     );
     await proxy.connectModule(url, options.pipelineName);
+    await proxy.warmUpOrClose(warmUp);
     return proxy as unknown as IpaProxyOf<I>;
   }
 }
@@ -558,6 +608,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
+    const warmUp = checkWarmUp(options.warmUp);
     const url = moduleUrl(module);
     const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
     const env = workerEnv(options.env);
@@ -590,6 +641,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       async () => {},
     );
     await proxy.connectModule(url, options.pipelineName);
+    await proxy.warmUpOrClose(warmUp);
     return proxy as unknown as IpaProxyOf<I>;
   }
 }
