@@ -9,7 +9,7 @@
  *
  * Why: after an idle frame period (33 ms) every FFI crossing runs cold
  * (~10-45 µs each here, docs/performance.md); the old path made five or six
- * per call. The code is the 465 bytes of `sync_call_x86_64.S`, placed in an
+ * per call. The code is the 472 bytes of `sync_call_x86_64.S`, placed in an
  * anonymous page that is then made read + execute, as `raw_syscall.ts`.
  * Elsewhere {@linkcode syncCallStub} is null and callers take the path of
  * separate calls.
@@ -17,6 +17,7 @@
  * @module
  */
 import { MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
+import { C, lazyLibc } from "./libc.ts";
 import { epoll_event, pollfd } from "./structs.ts";
 
 /** The machine code of `ffi/sync_call_x86_64.S`, hex. */
@@ -26,16 +27,16 @@ const CODE_HEX =
   "0074124531d2b8e9000000be020000004889ea0f05498b70184885f674224531" +
   "d2b82e000000ba404000004889ef0f05498940604989c14885c00f88ba000000" +
   "4d8b782841bc2f00000041bd400000404c8973284531d24c89e04889ef4889de" +
-  "4c89ea0f054883f8f5757e498b40704c39f87d0b48ffc049894070f390ebd149" +
+  "4c89ea0f054883f8f5757e498b40704939c77e0b48ffc049894070f390ebd149" +
   "8b7838498b50304531d2b807000000be0200000066c74706000066c7470e0000" +
   "0f054989c14885c0785066837f0e000f85be0000004885c0750ab803000000e9" +
   "b40000004c8973284531d24c89e04889ef4889de4c89ea0f054989c1b8020000" +
   "004983f9f5750aebd14989c1b801000000498940684d85c9790a49c740680500" +
   "0000eb7f498b40504885c07410ba01000000f00fc1104863c249894078498b50" +
-  "404885d2785d4983f90f7e578b433083e028754f488b4b10488b0939510c7543" +
+  "404983f90f7e5c4885d278578b433083e028754f488b4b10488b0939510c7543" +
   "498b50484885d2743a8702498b384885ff78134d8b5058b8e9000000be010000" +
   "004889ea0f0549c7808000000001000000eb10b8040000004989406849c7c1f5" +
-  "ffffff5b4c89c85d415c415d415e415fc3";
+  "ffffff5b4c89c85d4d898888000000415c415d415e415fc3";
 
 /** The machine code of `ffi/sync_call_x86_64.S`. */
 export const SYNC_CALL_X86_64_CODE: Uint8Array = Uint8Array.from(
@@ -64,7 +65,8 @@ export const sync_block = Object.freeze({
   spun: 112, // out: non-blocking reads that found nothing
   seq_out: 120, // out: the record's sequence number, or -1
   released: 128, // out: 1 when the lock was given back
-  SIZEOF: 136,
+  result: 136, // out: what it returned: bytes received, or -errno
+  SIZEOF: 144,
 });
 
 /** Where the stub stopped (`sync_block.step`). */
@@ -82,21 +84,37 @@ export const SYNC_STEP = Object.freeze({
 });
 
 const EPOLLIN = 0x1;
+/** bsearch(3) over one element of one byte. */
+const ONE = 1n;
 const MAX_INT = 0x7fffffff;
 const POLLIN = 0x1;
 
-const fnDefinition = {
-  // long sync_call(struct sync_block *b)
-  parameters: ["buffer"],
-  result: "i64",
-} as const;
+const libc = lazyLibc(
+  {
+    // void *bsearch(const void *key, const void *base, size_t nmemb,
+    //               size_t size, int (*compar)(const void *, const void *));
+    bsearch: {
+      parameters: [C.buf, C.buf, C.size_t, C.size_t, C.ptr],
+      result: C.ptr,
+    },
+  } satisfies Deno.ForeignLibraryInterface,
+);
 
-type StubFn = (block: Uint8Array) => number;
+/** Runs the stub on a block; the result is also in the block. */
+export type StubFn = (block: Uint8Array) => void;
 let stub: StubFn | null | undefined;
 
 /**
  * The stub, or null where there is none (not x86_64 Linux, or the page
  * cannot be made executable). Made once per JavaScript realm.
+ *
+ * It is called through bsearch(3) over one element, which calls its
+ * comparison function once with (key, element) = (block, block): a call of
+ * a libc symbol takes V8's fast path for FFI calls, while a call through
+ * `Deno.UnsafeFnPointer` goes through a general path that runs far more
+ * code (a cold `sendmsg` through such a pointer: 44 µs, a cold libc call:
+ * 9-13 µs, measured here). bsearch ignores what the stub returns but for
+ * its sign, so the stub also stores it in the block.
  */
 export function syncCallStub(): StubFn | null {
   if (stub !== undefined) return stub;
@@ -108,11 +126,10 @@ export function syncCallStub(): StubFn | null {
     Deno.UnsafePointerView.getArrayBuffer(page, SYNC_CALL_X86_64_CODE.length),
   ).set(SYNC_CALL_X86_64_CODE);
   if (mprotect(page, 4096, MMAP.PROT_READ | MMAP.PROT_EXEC) !== 0) return null;
-  const fn = new Deno.UnsafeFnPointer(
-    page as Deno.PointerObject<typeof fnDefinition>,
-    fnDefinition,
-  );
-  stub = (block) => Number(fn.call(block));
+  const bsearch = libc().bsearch;
+  stub = (block) => {
+    bsearch(block, block, ONE, ONE, page);
+  };
   return stub;
 }
 
@@ -232,7 +249,8 @@ export class SyncBlock {
 
   /** Runs the stub: bytes received, or -errno. */
   call(): number {
-    return this.#fn(this.#buf);
+    this.#fn(this.#buf);
+    return this.#get(sync_block.result);
   }
 
   /** sendmsg's result of the last call (0 without a send). */

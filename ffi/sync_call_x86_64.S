@@ -40,7 +40,8 @@
 #     if (b->epfd >= 0) epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, b->add_event);
 #     b->released = 1;
 #   }
-#   return n;
+#   return b->result = n;                    // also in the block: a caller
+#                                            // through bsearch(3) loses rax
 #
 # System calls (asm/unistd_64.h): poll 7, sendmsg 46, recvmsg 47,
 # epoll_ctl 233; rax = nr, rdi rsi rdx r10 = arguments; the kernel
@@ -86,7 +87,7 @@ sync_call:
 	movq	%rax, 96(%r8)
 	movq	%rax, %r9
 	testq	%rax, %rax
-	js	.L33
+	js	.L34
 .L3:
 	movq	40(%r8), %r15
 	movl	$47, %r12d
@@ -100,10 +101,10 @@ sync_call:
 	movq	%r13, %rdx
 	syscall
 	cmpq	$-11, %rax
-	jne	.L18
+	jne	.L16
 	movq	112(%r8), %rax
-	cmpq	%r15, %rax
-	jge	.L6
+	cmpq	%rax, %r15
+	jle	.L6
 	incq	%rax
 	movq	%rax, 112(%r8)
 	pause
@@ -119,9 +120,9 @@ sync_call:
 	syscall
 	movq	%rax, %r9
 	testq	%rax, %rax
-	js	.L33
+	js	.L34
 	cmpw	$0, 14(%rdi)
-	jne	.L19
+	jne	.L17
 	testq	%rax, %rax
 	jne	.L10
 .L11:
@@ -140,61 +141,62 @@ sync_call:
 	cmpq	$-11, %r9
 	jne	.L5
 	jmp	.L11
-.L18:
+.L16:
 	movq	%rax, %r9
 	movl	$1, %eax
 .L5:
 	movq	%rax, 104(%r8)
 	testq	%r9, %r9
 	jns	.L12
-.L33:
+.L34:
 	movq	$5, 104(%r8)
-	jmp	.L1
+	jmp	.L4
 .L12:
 	movq	80(%r8), %rax
 	testq	%rax, %rax
-	je	.L14
+	je	.L13
 	movl	$1, %edx
 	lock xaddl	%edx, (%rax)
 	movslq	%edx, %rax
 	movq	%rax, 120(%r8)
-.L14:
+.L13:
 	movq	64(%r8), %rdx
-	testq	%rdx, %rdx
-	js	.L1
 	cmpq	$15, %r9
-	jle	.L1
+	jle	.L4
+	testq	%rdx, %rdx
+	js	.L4
 	movl	48(%rbx), %eax
 	andl	$40, %eax
-	jne	.L1
+	jne	.L4
 	movq	16(%rbx), %rcx
 	movq	(%rcx), %rcx
 	cmpl	%edx, 12(%rcx)
-	jne	.L1
+	jne	.L4
 	movq	72(%r8), %rdx
 	testq	%rdx, %rdx
-	je	.L1
+	je	.L4
 	xchgl	(%rdx), %eax
 	movq	(%r8), %rdi
 	testq	%rdi, %rdi
-	js	.L17
+	js	.L15
 	movq	88(%r8), %r10
 	movl	$233, %eax
 	movl	$1, %esi
 	movq	%rbp, %rdx
 	syscall
-.L17:
+.L15:
 	movq	$1, 128(%r8)
-	jmp	.L1
-.L19:
+	jmp	.L4
+.L17:
 	movl	$4, %eax
 .L9:
 	movq	%rax, 104(%r8)
 	movq	$-11, %r9
-.L1:
+.L4:
 	popq	%rbx
 	movq	%r9, %rax
 	popq	%rbp
+	movq	%r9, 136(%r8)
 	popq	%r12
 	popq	%r13
 	popq	%r14
