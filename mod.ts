@@ -60,6 +60,7 @@ export {
 } from "./src/ipc/ipc_unix_socket.ts";
 // Process
 export {
+  ISOLATION_LAYERS,
   type IsolationLayer,
   LOG_FILE_ENV,
   Process,
@@ -68,9 +69,11 @@ export {
   type ProcessExit,
   type ProcessExited,
   ProcessExitEvent,
+  type ProcessFilesystem,
   type ProcessIsolation,
   ProcessIsolationError,
   type ProcessIsolationReport,
+  type ProcessLimits,
   type ProcessOptions,
   type ProcessSignaled,
   ProcessSpawnError,
@@ -81,6 +84,14 @@ export {
   type SignalName,
   STDERR_TAIL_BYTES,
 } from "./src/process/process.ts";
+export {
+  denoCacheDir,
+  DenoCacheError,
+  type DenoWorkerCommand,
+  denoWorkerCommand,
+  type DenoWorkerOptions,
+  denoWorkerPaths,
+} from "./src/process/deno_command.ts";
 export {
   IPC_ERROR_CMD,
   IpcMessage,
@@ -95,6 +106,7 @@ export {
 export { IpcCallError } from "./src/pipe/ipc_call_error.ts";
 export {
   DEFAULT_CALL_TIMEOUT,
+  DEFAULT_RECEIVE_WINDOW,
   type IpcCallOptions,
   type IpcPipeOptions,
   IpcPipeUnixSocket,
@@ -114,23 +126,30 @@ export {
   type ControlList,
   type ControlValue,
   defineIpaInterface,
+  IPA_RESERVED_NAMES,
   type IpaArrayType,
   type IpaContext,
   type IpaEventPayload,
+  type IpaEventPayloadInit,
   type IpaImplementation,
   type IpaInterface,
   type IpaInterfaceSpec,
+  type IpaLifecycle,
   type IpaMapType,
   type IpaMethods,
   type IpaMethodSpec,
   type IpaOptionalType,
   type IpaParams,
+  type IpaParamsInit,
   type IpaResult,
+  type IpaResultInit,
   type IpaScalarKind,
   type IpaScalarType,
   type IpaStructType,
   type IpaType,
   type IpaValue,
+  type IpaValueInit,
+  isIpaInterface,
   T,
 } from "./src/ipa/ipa_schema.ts";
 export {
@@ -139,6 +158,7 @@ export {
   type IpaModule,
   IpaModuleError,
   type IpaModuleInfo,
+  loadIpaPublicKey,
   signaturePath,
   signIpaModule,
   verifyIpaModule,
@@ -146,16 +166,18 @@ export {
 export {
   IPA_WORKER_ENV,
   IpaCrashEvent,
+  IpaErrorEvent,
   IpaEvent,
   IpaPipelineMismatchError,
   type IpaPlacement,
   IpaProxy,
+  type IpaProxyEventMap,
   IpaProxyIsolated,
   type IpaProxyOf,
   type IpaProxyOptions,
-  type IpaProxyState,
   IpaProxyThread,
 } from "./src/ipa/ipa_proxy.ts";
+export { type IpaProxyState, IpaStateError } from "./src/ipa/ipa_state.ts";
 export {
   IPA_FORCE_ISOLATION_ENV,
   IPA_MODULE_PATH_ENV,

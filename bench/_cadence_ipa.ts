@@ -18,6 +18,7 @@ export const CadenceIpa = defineIpaInterface({
     },
   },
   events: {},
+  lifecycle: "always-running",
 });
 
 export const ipaModuleInfo: IpaModuleInfo = {

@@ -1,9 +1,10 @@
 // IpcPipeUnixSocket between this thread and an isolated child process,
 // against Worker postMessage and a Deno.Command child echoing lines over
 // stdin/stdout (baselines in the same groups). Run with `deno task bench`.
+import { fromFileUrl } from "@std/path";
 import { createMemfd, IpcPipeUnixSocket } from "../mod.ts";
 
-const here = (p: string) => new URL(p, import.meta.url).pathname;
+const here = (p: string) => fromFileUrl(new URL(p, import.meta.url));
 const deno = Deno.execPath();
 
 function pipeTo(blocking: boolean): IpcPipeUnixSocket {

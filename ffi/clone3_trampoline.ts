@@ -18,16 +18,26 @@
  *
  * @module
  */
-import { CLONE, MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
+import { CLONE, MMAP, mmapAnonymous, mprotect, open } from "./spawn.ts";
+import { close, read } from "./unistd.ts";
 import { clone_args } from "./structs.ts";
+import {
+  AT_FDCWD,
+  AT_RECURSIVE,
+  KEYCTL_JOIN_SESSION_KEYRING,
+  mount_attr,
+  PR_SET_DUMPABLE,
+  S_IFREG,
+} from "./mount.ts";
 
 /** The bytes of `isola_clone3` from `ffi/clone3_x86_64.S` (.text). */
 export const CLONE3_X86_64_CODE: Uint8Array = hex(
   "534889fb488b3b488b7308b8b30100000f054885c074025bc34c8b63104c8b6b" +
-    "184531f64d39ee7349498b0424498b7c2408498b742410498b5424184d8b5424" +
-    "204531c04531c90f05483d01f0ffff7334498b4c24284885c9740e4839c87409" +
-    "48c7c0fdffffffeb1c4983c43049ffc6ebb2488b7b20488b7328488b5330b83b" +
-    "0000000f05f7d88943384489733cbf7f000000b8e70000000f050f0b",
+    "184531f64531ff4d39ee7367498b0424498b7c240841f64424380174034c89ff" +
+    "498b742410498b5424184d8b5424204d8b4424284531c90f0541f64424380274" +
+    "034989c7483d01f0ffff7316498b4c24304885c974144839c8740f48c7c0fdff" +
+    "ffff41f644243804741c4983c44049ffc6eb94488b7b20488b7328488b5330b8" +
+    "3b0000000f05f7d88943384489733cbf7f000000b8e70000000f050f0b",
 );
 
 function hex(s: string): Uint8Array {
@@ -59,22 +69,66 @@ export const isola_op = Object.freeze({
   a1: 16, // long
   a2: 24, // long
   a3: 32, // long
-  expect: 40, // long, 0 = any non-error result
-  SIZEOF: 48,
+  a4: 40, // long
+  expect: 48, // long, 0 = any non-error result
+  flags: 56, // long, OP_FLAG bits
+  SIZEOF: 64,
+});
+
+/** `isola_op.flags` bits the trampoline understands. */
+export const OP_FLAG = Object.freeze({
+  /** `a0` is replaced by the saved result (a descriptor opened earlier). */
+  A0_SAVED: 1,
+  /** The result is saved for later ops. */
+  SAVE: 2,
+  /** A failure does not stop the child (best-effort steps). */
+  MAY_FAIL: 4,
 });
 
 /** x86_64 system call numbers used in the child (`asm/unistd_64.h`). */
 export const SYS_X86_64 = Object.freeze({
+  write: 1,
+  close: 3,
   rt_sigaction: 13,
   rt_sigprocmask: 14,
   fcntl: 72,
   chdir: 80,
+  umask: 95,
   getppid: 110,
+  setsid: 112,
+  setgroups: 116,
+  setresuid: 117,
+  setresgid: 119,
+  pivot_root: 155,
   prctl: 157,
+  mount: 165,
+  umount2: 166,
+  sethostname: 170,
   exit_group: 231,
+  keyctl: 250,
+  openat: 257,
+  mkdirat: 258,
+  mknodat: 259,
+  symlinkat: 266,
   dup3: 292,
+  prlimit64: 302,
+  seccomp: 317,
   close_range: 436,
+  move_mount: 429,
+  mount_setattr: 442,
+  landlock_create_ruleset: 444,
+  landlock_add_rule: 445,
+  landlock_restrict_self: 446,
 });
+
+const O_WRONLY = 1;
+const O_RDONLY_CLOEXEC = 0o2000000;
+const STATUS_BYTES = 8192;
+const O_PATH = 0o10000000;
+const LANDLOCK_RULE_PATH_BENEATH = 1;
+const O_CLOEXEC = 0o2000000;
+const SECCOMP_SET_MODE_FILTER = 1;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 
 const PAGE = 4096;
 const SIG_SETMASK = 2;
@@ -102,7 +156,31 @@ const WORDS_PER_OP = isola_op.SIZEOF / 4;
 // an empty sigset: module-lifetime buffers the reset ops point at.
 const SIG_DFL_ACTION = new BigUint64Array(4);
 const EMPTY_SIGSET = new BigUint64Array(1);
-let resetOps: { words: number[]; names: string[] } | undefined;
+const SIGKILL = 9;
+const SIGSTOP = 19;
+const SIGNAL_COUNT = 64;
+const SIGSET_BYTES = 8;
+const ALL_SIGNALS = Array.from({ length: SIGNAL_COUNT }, (_, i) => i + 1);
+
+/**
+ * The signals this process ignores (`SigIgn` of /proc/self/status), which
+ * a child would inherit as ignored; every signal if it cannot be read.
+ */
+export function ignoredSignals(): number[] {
+  const fd = open("/proc/self/status", O_RDONLY_CLOEXEC);
+  if (fd < 0) return ALL_SIGNALS;
+  const buf = new Uint8Array(STATUS_BYTES);
+  const n = read(fd, buf);
+  close(fd);
+  const m = n > 0
+    ? new TextDecoder().decode(buf.subarray(0, n)).match(
+      /^SigIgn:\s+([0-9a-f]+)$/m,
+    )
+    : null;
+  if (m === null) return ALL_SIGNALS;
+  const mask = BigInt("0x" + m[1]);
+  return ALL_SIGNALS.filter((s) => ((mask >> BigInt(s - 1)) & 1n) === 1n);
+}
 
 /**
  * The system calls the child makes between clone3 and execve, in order.
@@ -110,7 +188,7 @@ let resetOps: { words: number[]; names: string[] } | undefined;
  * non-negative integers below 2^53 (descriptors, flags, user addresses).
  */
 export class ChildOps {
-  // Each op as 12 u32 words (lo, hi of six longs).
+  // Each op as 16 u32 words (lo, hi of eight longs).
   readonly #words: number[] = [];
   readonly #names: string[] = [];
   // Buffers the ops point into; alive as long as this object.
@@ -126,13 +204,18 @@ export class ChildOps {
     return this.#names[i] ?? "execve";
   }
 
-  /** Appends `syscall(nr, a0..a3)`; a non-zero `expect` must be returned. */
+  /**
+   * Appends `syscall(nr, a0..a4)`; a non-zero `expect` must be returned;
+   * `flags` are {@linkcode OP_FLAG} bits.
+   */
   add(
     name: string,
     nr: number,
     args: readonly number[] = [],
     expect = 0,
+    flags = 0,
   ): this {
+    if (args.length > 5) throw new RangeError(`${name}: at most 5 arguments`);
     for (
       const v of [
         nr,
@@ -140,44 +223,60 @@ export class ChildOps {
         args[1] ?? 0,
         args[2] ?? 0,
         args[3] ?? 0,
+        args[4] ?? 0,
         expect,
+        flags,
       ]
     ) {
-      this.#words.push(v >>> 0, Math.floor(v / 0x100000000));
+      // Negative values (e.g. AT_FDCWD) as two's complement 64-bit words.
+      const lo = v >>> 0;
+      const hi = v < 0
+        ? (Math.floor(v / 0x100000000) >>> 0)
+        : Math.floor(v / 0x100000000);
+      this.#words.push(lo, hi);
     }
     this.#names.push(name);
     return this;
   }
 
-  /**
-   * Every signal (1-64) back to its default action, ignored ones too:
-   * `SIG_IGN` survives execve, and the Deno process ignores SIGPIPE and
-   * glibc's internal signals 32 and 33. Then an empty signal mask, as
-   * POSIX_SPAWN_SETSIGDEF/SETSIGMASK do.
-   */
-  resetSignals(): this {
-    if (resetOps === undefined) {
-      const ops = new ChildOps();
-      for (let sig = 1; sig <= 64; sig++) {
-        if (sig === 9 || sig === 19) continue; // SIGKILL, SIGSTOP
-        ops.add("rt_sigaction", SYS_X86_64.rt_sigaction, [
-          sig,
-          addr(SIG_DFL_ACTION),
-          0,
-          8,
-        ]);
-      }
-      ops.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
-        SIG_SETMASK,
-        addr(EMPTY_SIGSET),
-        0,
-        8,
-      ]);
-      resetOps = { words: ops.#words, names: ops.#names };
-    }
-    this.#words.push(...resetOps.words);
-    this.#names.push(...resetOps.names);
+  /** Keeps `buf` referenced as long as these ops, and returns its address. */
+  pin(buf: ArrayBufferView): number {
+    this.#keep.push(buf);
+    return addr(buf);
+  }
+
+  /** Appends every op of `other` (and keeps its buffers). */
+  append(other: ChildOps): this {
+    this.#words.push(...other.#words);
+    this.#names.push(...other.#names);
+    this.#keep.push(...other.#keep);
     return this;
+  }
+
+  /**
+   * Signals back to their default action, then an empty signal mask, as
+   * POSIX_SPAWN_SETSIGDEF/SETSIGMASK do. `CLONE_CLEAR_SIGHAND` already
+   * resets handled signals, but `SIG_IGN` survives it and execve (the
+   * Deno process ignores SIGPIPE and glibc's internal signals 32 and 33),
+   * so `signals` are those the parent ignores ({@linkcode ignoredSignals});
+   * by default every signal 1-64.
+   */
+  resetSignals(signals: readonly number[] = ALL_SIGNALS): this {
+    for (const sig of signals) {
+      if (sig === SIGKILL || sig === SIGSTOP) continue;
+      this.add("rt_sigaction", SYS_X86_64.rt_sigaction, [
+        sig,
+        addr(SIG_DFL_ACTION),
+        0,
+        SIGSET_BYTES,
+      ]);
+    }
+    return this.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
+      SIG_SETMASK,
+      addr(EMPTY_SIGSET),
+      0,
+      SIGSET_BYTES,
+    ]);
   }
 
   /**
@@ -223,6 +322,322 @@ export class ChildOps {
   chdir(path: Uint8Array): this {
     this.#keep.push(path);
     return this.add("chdir", SYS_X86_64.chdir, [addr(path)]);
+  }
+
+  /** A C string of `s`, kept alive with these ops; returns its address. */
+  #str(s: string): number {
+    return this.pin(new TextEncoder().encode(s + "\0"));
+  }
+
+  /**
+   * Writes `content` to the file at `path` (open, one write, close): e.g.
+   * the child's own `/proc/self/uid_map`.
+   */
+  writeFile(path: string, content: string): this {
+    const bytes = new TextEncoder().encode(content);
+    this.add(
+      `open ${path}`,
+      SYS_X86_64.openat,
+      [
+        AT_FDCWD,
+        this.#str(path),
+        O_WRONLY | O_CLOEXEC,
+      ],
+      0,
+      OP_FLAG.SAVE,
+    );
+    this.add(
+      `write ${path}`,
+      SYS_X86_64.write,
+      [
+        0,
+        this.pin(bytes),
+        bytes.length,
+      ],
+      bytes.length,
+      OP_FLAG.A0_SAVED,
+    );
+    return this.add(
+      `close ${path}`,
+      SYS_X86_64.close,
+      [0],
+      0,
+      OP_FLAG.A0_SAVED,
+    );
+  }
+
+  /** setgroups(0, NULL): no supplementary group. */
+  dropGroups(): this {
+    return this.add("setgroups", SYS_X86_64.setgroups, [0, 0]);
+  }
+
+  /** setresuid(id, id, id). */
+  setUid(id: number): this {
+    return this.add("setresuid", SYS_X86_64.setresuid, [id, id, id]);
+  }
+
+  /** setresgid(id, id, id). */
+  setGid(id: number): this {
+    return this.add("setresgid", SYS_X86_64.setresgid, [id, id, id]);
+  }
+
+  /** prctl(PR_SET_DUMPABLE, 1): its /proc files belong to it again. */
+  dumpable(): this {
+    return this.add("prctl(PR_SET_DUMPABLE)", SYS_X86_64.prctl, [
+      PR_SET_DUMPABLE,
+      1,
+    ]);
+  }
+
+  /** mount(source, target, fstype, flags, data); null for NULL. */
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null = null,
+  ): this {
+    return this.add(`mount ${target}`, SYS_X86_64.mount, [
+      source === null ? 0 : this.#str(source),
+      this.#str(target),
+      fstype === null ? 0 : this.#str(fstype),
+      flags,
+      data === null ? 0 : this.#str(data),
+    ]);
+  }
+
+  /**
+   * mount_setattr(AT_FDCWD, path, AT_RECURSIVE?, {attr_set, attr_clr}):
+   * changes only the given attributes, so flags the kernel locked on a
+   * mount from a more privileged namespace stay as they are.
+   */
+  mountSetattr(path: string, set: number, recursive = true): this {
+    const attr = new BigUint64Array(mount_attr.SIZEOF / 8);
+    attr[mount_attr.attr_set / 8] = BigInt(set);
+    return this.add(`mount_setattr ${path}`, SYS_X86_64.mount_setattr, [
+      AT_FDCWD,
+      this.#str(path),
+      recursive ? AT_RECURSIVE : 0,
+      this.pin(attr),
+      mount_attr.SIZEOF,
+    ]);
+  }
+
+  /**
+   * move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH):
+   * attaches a detached mount tree the parent made with open_tree(2).
+   */
+  moveMount(tree: number, target: string): this {
+    return this.add(`move_mount ${target}`, SYS_X86_64.move_mount, [
+      tree,
+      this.#str(""),
+      AT_FDCWD,
+      this.#str(target),
+      MOVE_MOUNT_F_EMPTY_PATH,
+    ]);
+  }
+
+  /** mkdirat(AT_FDCWD, path, mode). */
+  mkdir(path: string, mode: number): this {
+    return this.add(`mkdir ${path}`, SYS_X86_64.mkdirat, [
+      AT_FDCWD,
+      this.#str(path),
+      mode,
+    ]);
+  }
+
+  /** mkdirat with exactly `mode`: umask(0) around it, then the old umask back. */
+  mkdirExact(path: string, mode: number): this {
+    this.add("umask", SYS_X86_64.umask, [0], 0, OP_FLAG.SAVE);
+    this.mkdir(path, mode);
+    return this.add("umask", SYS_X86_64.umask, [0], 0, OP_FLAG.A0_SAVED);
+  }
+
+  /** mknodat(AT_FDCWD, path, S_IFREG | mode, 0): an empty file. */
+  mkfile(path: string, mode: number): this {
+    return this.add(`mknod ${path}`, SYS_X86_64.mknodat, [
+      AT_FDCWD,
+      this.#str(path),
+      S_IFREG | mode,
+      0,
+    ]);
+  }
+
+  /** symlinkat(target, AT_FDCWD, path). */
+  symlink(target: string, path: string): this {
+    return this.add(`symlink ${path}`, SYS_X86_64.symlinkat, [
+      this.#str(target),
+      AT_FDCWD,
+      this.#str(path),
+    ]);
+  }
+
+  /** pivot_root(newRoot, putOld). */
+  pivotRoot(newRoot: string, putOld: string): this {
+    return this.add("pivot_root", SYS_X86_64.pivot_root, [
+      this.#str(newRoot),
+      this.#str(putOld),
+    ]);
+  }
+
+  /** umount2(path, flags). */
+  umount(path: string, flags: number): this {
+    return this.add(`umount ${path}`, SYS_X86_64.umount2, [
+      this.#str(path),
+      flags,
+    ]);
+  }
+
+  /** chdir to a path given as a string. */
+  chdirTo(path: string): this {
+    return this.add(`chdir ${path}`, SYS_X86_64.chdir, [this.#str(path)]);
+  }
+
+  /** sethostname(name). */
+  hostname(name: string): this {
+    const bytes = new TextEncoder().encode(name);
+    return this.add("sethostname", SYS_X86_64.sethostname, [
+      this.pin(bytes),
+      bytes.length,
+    ]);
+  }
+
+  /** setsid(): a new session, no controlling terminal. */
+  setsid(): this {
+    return this.add("setsid", SYS_X86_64.setsid);
+  }
+
+  /** keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): a new anonymous session keyring. */
+  newSessionKeyring(): this {
+    return this.add("keyctl(JOIN_SESSION_KEYRING)", SYS_X86_64.keyctl, [
+      KEYCTL_JOIN_SESSION_KEYRING,
+      0,
+    ]);
+  }
+
+  /** prlimit64(0, resource, {soft, hard}, NULL). */
+  rlimit(name: string, resource: number, soft: bigint, hard: bigint): this {
+    const lim = new BigUint64Array([soft, hard]);
+    return this.add(`prlimit(${name})`, SYS_X86_64.prlimit64, [
+      0,
+      resource,
+      this.pin(lim),
+      0,
+    ]);
+  }
+
+  /** landlock_restrict_self(ruleset, 0). */
+  landlockRestrict(ruleset: number): this {
+    return this.add(
+      "landlock_restrict_self",
+      SYS_X86_64.landlock_restrict_self,
+      [ruleset, 0],
+    );
+  }
+
+  /**
+   * landlock_create_ruleset(&{handled}, 8, 0), the new descriptor moved
+   * to `fd` (a number the parent reserved, so later ops can name it).
+   */
+  landlockCreate(handled: number, fd: number): this {
+    const attr = new BigUint64Array([BigInt(handled)]);
+    this.add(
+      "landlock_create_ruleset",
+      SYS_X86_64.landlock_create_ruleset,
+      [
+        this.pin(attr),
+        attr.byteLength,
+        0,
+      ],
+      0,
+      OP_FLAG.SAVE,
+    );
+    return this.#moveSaved(fd, "landlock_create_ruleset");
+  }
+
+  /**
+   * landlock_add_rule(ruleset, PATH_BENEATH, {rights, parent_fd}) for
+   * `path` as the child sees it (opened O_PATH into `scratch`, a number
+   * the parent reserved).
+   */
+  landlockAllow(
+    ruleset: number,
+    path: string,
+    rights: number,
+    scratch: number,
+  ): this {
+    this.openPathAt(path, scratch);
+    // struct landlock_path_beneath_attr { __u64 allowed_access; __s32
+    // parent_fd; } __attribute__((packed)): 12 bytes.
+    const rule = new Uint8Array(12);
+    const v = new DataView(rule.buffer);
+    v.setBigUint64(0, BigInt(rights), true);
+    v.setInt32(8, scratch, true);
+    return this.add(`landlock_add_rule ${path}`, SYS_X86_64.landlock_add_rule, [
+      ruleset,
+      LANDLOCK_RULE_PATH_BENEATH,
+      this.pin(rule),
+      0,
+    ]);
+  }
+
+  /**
+   * open(path, O_PATH | O_CLOEXEC), the descriptor moved to `fd` (a number
+   * the parent reserved, so later ops can name it, e.g. as
+   * `/proc/self/fd/<fd>`).
+   */
+  openPathAt(path: string, fd: number): this {
+    this.add(
+      `open ${path}`,
+      SYS_X86_64.openat,
+      [
+        AT_FDCWD,
+        this.#str(path),
+        O_PATH | O_CLOEXEC,
+      ],
+      0,
+      OP_FLAG.SAVE,
+    );
+    return this.#moveSaved(fd, `open ${path}`);
+  }
+
+  /** dup3(saved, fd, O_CLOEXEC), then close(saved). */
+  #moveSaved(fd: number, what: string): this {
+    this.add(
+      `dup3 (${what})`,
+      SYS_X86_64.dup3,
+      [0, fd, O_CLOEXEC],
+      0,
+      OP_FLAG.A0_SAVED,
+    );
+    return this.add(
+      `close (${what})`,
+      SYS_X86_64.close,
+      [0],
+      0,
+      OP_FLAG.A0_SAVED,
+    );
+  }
+
+  /** close(fd). */
+  close(fd: number): this {
+    return this.add("close", SYS_X86_64.close, [fd]);
+  }
+
+  /**
+   * seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog): `filter` is the encoded
+   * `struct sock_filter[]` (8 bytes each). Needs no_new_privs first.
+   */
+  seccompFilter(filter: Uint8Array): this {
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+    const prog = new BigUint64Array(2);
+    prog[0] = BigInt(filter.length / 8);
+    prog[1] = BigInt(this.pin(filter));
+    return this.add("seccomp", SYS_X86_64.seccomp, [
+      SECCOMP_SET_MODE_FILTER,
+      0,
+      this.pin(prog),
+    ]);
   }
 
   /** exit_group(code): for probes that must not exec anything. */

@@ -15,10 +15,14 @@
  *   48  char *const *envp
  *   56  int err; int step           written by the child on failure
  *
- * struct isola_op (48 bytes): long nr, a0, a1, a2, a3, expect. The child
- * makes syscall(nr, a0, a1, a2, a3, 0, 0); a result in [-4095, -1] is a
- * failure, and so is a result other than `expect` when `expect` is not 0
- * (then the error is ESRCH: used for getppid() after PR_SET_PDEATHSIG).
+ * struct isola_op (64 bytes): long nr, a0, a1, a2, a3, a4, expect, flags.
+ * The child makes syscall(nr, a0, a1, a2, a3, a4, 0); a result in
+ * [-4095, -1] is a failure, and so is a result other than `expect` when
+ * `expect` is not 0 (then the error is ESRCH: used for getppid() after
+ * PR_SET_PDEATHSIG). `flags`:
+ *   1  a0 is replaced by the saved result (a descriptor opened earlier)
+ *   2  the result is saved (r15) for later ops
+ *   4  a failure is ignored (best-effort steps)
  *
  * Parent: returns what clone3 returned (the child's pid, or -errno). With
  * CLONE_VM|CLONE_VFORK it returns once the child has exec'd or exited.
@@ -31,7 +35,7 @@
  *
  * Assemble: as --64 -o clone3.o clone3_x86_64.S
  *           objcopy -O binary --only-section=.text clone3.o clone3.bin
- * tests/ffi_clone3_test.ts checks the result against the bytes in
+ * tests/ffi/clone3_test.ts checks the result against the bytes in
  * ffi/clone3_trampoline.ts.
  */
 	.intel_syntax noprefix
@@ -54,28 +58,39 @@ isola_clone3:
 	mov r12, [rbx + 16]		/* op cursor */
 	mov r13, [rbx + 24]		/* op count */
 	xor r14d, r14d			/* step */
+	xor r15d, r15d			/* saved result */
 .Lop:
 	cmp r14, r13
 	jae .Lexec
 	mov rax, [r12 + 0]
 	mov rdi, [r12 + 8]
+	test byte ptr [r12 + 56], 1	/* a0 = saved result? */
+	jz .Largs
+	mov rdi, r15
+.Largs:
 	mov rsi, [r12 + 16]
 	mov rdx, [r12 + 24]
 	mov r10, [r12 + 32]
-	xor r8d, r8d
+	mov r8, [r12 + 40]
 	xor r9d, r9d
 	syscall
+	test byte ptr [r12 + 56], 2	/* save the result? */
+	jz .Lcheck
+	mov r15, rax
+.Lcheck:
 	cmp rax, -4095			/* unsigned: -4095..-1 is -errno */
-	jae .Lfail
-	mov rcx, [r12 + 40]		/* expected result, 0 = any */
+	jae .Lerr
+	mov rcx, [r12 + 48]		/* expected result, 0 = any */
 	test rcx, rcx
 	jz .Lnext
 	cmp rax, rcx
 	je .Lnext
 	mov rax, -3			/* -ESRCH */
-	jmp .Lfail
+.Lerr:
+	test byte ptr [r12 + 56], 4	/* failure tolerated? */
+	jz .Lfail
 .Lnext:
-	add r12, 48
+	add r12, 64
 	inc r14
 	jmp .Lop
 

@@ -22,9 +22,14 @@ import { glibc_opaque, siginfo_t } from "./structs.ts";
 
 /** clone3(2) flags (`<linux/sched.h>`). */
 export const CLONE = Object.freeze({
+  CLONE_NEWTIME: 0x80n,
   CLONE_VM: 0x100n,
   CLONE_PIDFD: 0x1000n,
   CLONE_VFORK: 0x4000n,
+  CLONE_NEWNS: 0x20000n,
+  CLONE_NEWCGROUP: 0x2000000n,
+  CLONE_NEWUTS: 0x4000000n,
+  CLONE_NEWIPC: 0x8000000n,
   CLONE_NEWUSER: 0x10000000n,
   CLONE_NEWPID: 0x20000000n,
   CLONE_NEWNET: 0x40000000n,
@@ -97,7 +102,7 @@ const libc = lazyLibc(
   {
     // long syscall(long number, ...);  (integer arguments only)
     syscall: {
-      parameters: [C.long, C.long, C.long, C.long, C.long],
+      parameters: [C.long, C.long, C.long, C.long, C.long, C.long],
       result: C.long,
     },
     // int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options);
@@ -186,10 +191,24 @@ const libc = lazyLibc(
   } satisfies Deno.ForeignLibraryInterface,
 );
 
-/** syscall(2) with up to four integer arguments. Returns the result or -1 (errno set). */
-export function sysCall(nr: number, a = 0, b = 0, c = 0, d = 0): number {
+/** syscall(2) with up to five integer arguments. Returns the result or -1 (errno set). */
+export function sysCall(
+  nr: number,
+  a = 0,
+  b = 0,
+  c = 0,
+  d = 0,
+  e = 0,
+): number {
   return Number(
-    libc().syscall(BigInt(nr), BigInt(a), BigInt(b), BigInt(c), BigInt(d)),
+    libc().syscall(
+      BigInt(nr),
+      BigInt(a),
+      BigInt(b),
+      BigInt(c),
+      BigInt(d),
+      BigInt(e),
+    ),
   );
 }
 

@@ -226,6 +226,14 @@ export class SyncBlock {
     e.setUint32(epoll_event.data + 4, dataHi >>> 0, true);
   }
 
+  /**
+   * The epoll set alone (-1: none, the socket is left where it is), for a
+   * call whose socket is out of the set already.
+   */
+  epoll(epfd: number): void {
+    this.#setInt(sync_block.epfd, epfd);
+  }
+
   /** Address of the `struct msghdr` to send first (0n: only wait). */
   send(msghdr: bigint): void {
     this.#set(sync_block.send_hdr, msghdr);

@@ -2,7 +2,7 @@
 import { assertEquals } from "@std/assert";
 import { access, O, open, X_OK } from "../ffi/spawn.ts";
 import { close, F, fcntl, read, readlink } from "../ffi/unistd.ts";
-import { Process } from "../mod.ts";
+import { Process, ProcessIsolationError } from "../mod.ts";
 
 // Deno refuses /proc/self paths without --allow-all, so descriptors are
 // probed with fcntl(F_GETFD) through FFI instead of listing /proc/self/fd.
@@ -226,3 +226,66 @@ export async function assembleText(src: string): Promise<Uint8Array> {
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** Why the kernel refuses unprivileged user namespaces here, or null. */
+async function userNamespaceRefusal(): Promise<string | null> {
+  try {
+    await using p = Process.spawn("/bin/true", {
+      isolate: { userNamespace: true, networkNamespace: true },
+    });
+    await within(p.exited, 5000, "/bin/true in a user namespace");
+    return null;
+  } catch (e) {
+    if (e instanceof ProcessIsolationError) return e.message;
+    throw e;
+  }
+}
+
+/** Carries the probe's answer to the other test modules of this process. */
+const USERNS_ENV = "ISOLA_TEST_USERNS_REFUSED";
+
+function probedUserNamespaces(): Promise<string | null> {
+  // Deno runs each test module in its own runtime, all in one process: the
+  // environment is what they share, so the probe and its notice happen once.
+  const known = Deno.env.get(USERNS_ENV);
+  if (known !== undefined) return Promise.resolve(known === "" ? null : known);
+  return userNamespaceRefusal().then((why) => {
+    Deno.env.set(USERNS_ENV, why ?? "");
+    if (why !== null) {
+      console.error(
+        `User namespaces are refused here; the tests that need them are ignored. ${why}`,
+      );
+    }
+    return why;
+  });
+}
+
+/**
+ * Null where unprivileged user namespaces work; else why not (a chroot, a
+ * container, Ubuntu's AppArmor rule).
+ */
+export const USERNS_REFUSED: string | null = await probedUserNamespaces();
+
+/**
+ * Whether isolated children can be started: use as `ignore: !USERNS` on
+ * the tests that need a user namespace (the refusal path's own tests
+ * run everywhere).
+ */
+export const USERNS: boolean = USERNS_REFUSED === null;
+
+/** A test function, as `Deno.test` takes it. */
+export type TestFn = (t: Deno.TestContext) => void | Promise<void>;
+
+/**
+ * `Deno.test(name, fn)` for a test that needs a user namespace (an
+ * isolated child) when `needed`: ignored where the kernel refuses them.
+ */
+export function usernsTest(name: string, fn: TestFn, needed = true): void {
+  Deno.test({ name, ignore: needed && !USERNS, fn });
+}
+
+/**
+ * Test registrations by need: `test.userns(name, fn)` is
+ * {@linkcode usernsTest} (and keeps `deno fmt`'s one-line test layout).
+ */
+export const test = { userns: usernsTest };

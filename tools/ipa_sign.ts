@@ -1,7 +1,8 @@
 // Signs IPA modules (detached Ed25519 signatures, see src/ipa/ipa_module.ts).
 //
 //   deno task ipa-sign keygen --out examples/keys/example_ipa
-//       writes <out>.key (PKCS #8, base64) and <out>.pub (raw, base64)
+//       writes <out>.key (PKCS #8, base64) and <out>.pub (raw, base64; read
+//       it with loadIpaPublicKey for IpaManagerOptions.trustedKeys)
 //   deno task ipa-sign sign <module> --key <file.key>
 //       writes <module>.sign (64 raw bytes)
 //   deno task ipa-sign verify <module> --pub <file.pub>
@@ -9,6 +10,7 @@
 import { parseArgs } from "@std/cli/parse-args";
 import {
   generateIpaSigningKey,
+  loadIpaPublicKey,
   signaturePath,
   signIpaModule,
   verifyIpaModule,
@@ -54,7 +56,7 @@ if (args.help || command === undefined) {
   console.log(`wrote ${signaturePath(module)}`);
 } else if (command === "verify") {
   if (!module || !args.pub) fail(`verify needs a module and --pub\n${USAGE}`);
-  const pub = b64.decode(await Deno.readTextFile(args.pub));
+  const pub = await loadIpaPublicKey(args.pub);
   const ok = await verifyIpaModule(
     await Deno.readFile(module),
     await Deno.readFile(signaturePath(module)).catch(() => new Uint8Array(0)),

@@ -6,18 +6,20 @@
 // controls. Then all cameras are stopped at once, the scenario that hung
 // libcamera (nested sendSync, seed 000). A summary follows; `--json` adds
 // it as one JSON object on the last line of stdout.
+import { fromFileUrl } from "@std/path";
 import { parseArgs } from "@std/cli/parse-args";
 import {
   CameraIpa,
   IpaManager,
   IpaProxyIsolated,
   IpaProxyThread,
+  ProcessIsolationError,
 } from "../../mod.ts";
 import { access } from "../../ffi/spawn.ts";
 import { type CameraIpa as Ipa, SimCamera } from "./camera.ts";
 
 const VENDOR = new URL("../ipa/vendor_ae_awb.ts", import.meta.url);
-const EXAMPLES = new URL("../ipa", import.meta.url).pathname;
+const EXAMPLES = fromFileUrl(new URL("../ipa", import.meta.url));
 const KEY = new URL("../keys/example_ipa.pub", import.meta.url);
 
 /** Options of {@linkcode runDemo}. */
@@ -176,6 +178,30 @@ export function summaryTable(s: DemoSummary): string {
   ].join("\n");
 }
 
+/** The isolation refusal behind `e` (an IPA error's cause), or null. */
+export function isolationRefusal(e: unknown): ProcessIsolationError | null {
+  for (let c = e; c instanceof Error; c = c.cause) {
+    if (c instanceof ProcessIsolationError) return c;
+  }
+  return null;
+}
+
+/** What to tell the user when the kernel refuses to isolate the IPAs. */
+export function isolationAdvice(e: ProcessIsolationError): string {
+  const causes: string[] = [];
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    causes.push(`  ${c.name}: ${c.message}`);
+  }
+  return [
+    "The IPAs could not be isolated: this system refuses what an isolated",
+    "process needs (see the cause below). Run them in threads instead:",
+    "",
+    "  deno task demo --placement thread",
+    "",
+    ...causes,
+  ].join("\n");
+}
+
 const HELP = `deno task demo [options]
 
 Simulated cameras, each with its own IPA, streaming for a few seconds, then
@@ -241,14 +267,22 @@ if (import.meta.main) {
       args["crash-one"] ? ", camera 0 crashes half-way" : ""
     }`,
   );
-  const summary = await runDemo({
-    cameras,
-    seconds,
-    placement,
-    fps,
-    crashOne: args["crash-one"],
-    status,
-  });
+  let summary: DemoSummary;
+  try {
+    summary = await runDemo({
+      cameras,
+      seconds,
+      placement,
+      fps,
+      crashOne: args["crash-one"],
+      status,
+    });
+  } catch (e) {
+    const isolation = isolationRefusal(e);
+    if (isolation === null) throw e;
+    console.error(isolationAdvice(isolation));
+    Deno.exit(3);
+  }
   console.log(`\n${summaryTable(summary)}`);
   if (args.json) console.log(JSON.stringify(summary));
   Deno.exit(summary.timeouts === 0 && summary.processesLeft === 0 ? 0 : 1);

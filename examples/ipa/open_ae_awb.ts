@@ -77,7 +77,7 @@ export function createIpa(
     mapBuffers: ({ buffers: list }) => {
       for (const b of list) {
         buffers.set(b.id, b.size);
-        if (typeof b.fd !== "number") b.fd.close(); // sizes are all we need
+        b.fd.close(); // sizes are all we need
       }
     },
     unmapBuffers: ({ ids }) => {
@@ -91,7 +91,7 @@ export function createIpa(
     queueRequest: () => {},
     processStats: ({ frame, stats }) => {
       const bytes = readFd(stats);
-      if (typeof stats !== "number") stats.close();
+      stats.close();
       const f32 = new Float32Array(
         bytes.buffer,
         0,

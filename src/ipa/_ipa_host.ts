@@ -62,7 +62,12 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
             `Cannot emit ${event}: not an event of ${iface!.name}`,
           );
         }
-        const enc = encodeIpa(iface!.events[event], payload, "payload");
+        const enc = encodeIpa(
+          iface!.events[event],
+          payload,
+          "payload",
+          `${iface!.name}.${event}`,
+        );
         worker.emit({ cmd: i + 1, data: enc.data, fds: enc.fds });
         // Handed over, as for results (IpcPipeWorker closes those).
         for (const fd of enc.fds) if (fd instanceof OwnedFd) fd.close();
@@ -101,20 +106,35 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       throw new Error(`No IPA method ${msg.cmd}`);
     }
     const def = iface.methods[name];
+    const method = `${iface.name}.${name}`;
     // The IPA owns them now (the message no longer closes them).
     const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
     if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
-    const params = decodeIpa(def.params, msg.data, fds, "params");
+    const params = decodeIpa(def.params, msg.data, fds, "params", method);
     if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
+    // The caller sees this text in its IpcRemoteError: name the method.
+    const threw = (e: unknown): never => {
+      throw new Error(
+        `${method} threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`,
+        { cause: e },
+      );
+    };
     const finish = (result: unknown): IpcMessageInit => {
       if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
       if (def.result === undefined) return { cmd: msg.cmd };
-      const enc = encodeIpa(def.result, result, "result");
+      const enc = encodeIpa(def.result, result, "result", method);
       if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
       return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
     };
-    const result = impl[name](params);
-    return result instanceof Promise ? result.then(finish) : finish(result);
+    let result;
+    try {
+      result = impl[name](params);
+    } catch (e) {
+      threw(e);
+    }
+    return result instanceof Promise
+      ? result.then(finish, threw)
+      : finish(result);
   };
 
   await worker.serve({
@@ -138,7 +158,8 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       } catch (e) {
         // An async method has nobody to throw to: say it on stderr, which
         // the owner captures for crash reports.
-        console.error(`isola IPA: async method ${msg.cmd} failed:`, e);
+        const name = methodNames[msg.cmd - 1] ?? `command ${msg.cmd}`;
+        console.error(`isola IPA: async method ${name} failed:`, e);
       }
     },
   });

@@ -21,6 +21,14 @@ import {
 /**
  * Control ids used in {@linkcode CameraIpa} control lists (a small subset
  * of libcamera's controls, with values of the same meaning).
+ *
+ * @example
+ * ```ts
+ * import { CameraControls } from "@isola/isola";
+ *
+ * const controls = new Map([[CameraControls.ExposureTime, 10_000]]);
+ * console.log(controls.get(CameraControls.ExposureTime)); // 10000
+ * ```
  */
 export const CameraControls: Readonly<{
   ExposureTime: 1;
@@ -133,6 +141,8 @@ export interface CameraIpaSpec extends IpaInterfaceSpec {
       >;
     };
   };
+  /** `start` and `stop` start and stop the algorithms. */
+  readonly lifecycle: { readonly start: "start"; readonly stop: "stop" };
   /** The events. */
   readonly events: {
     /** Sensor settings for a frame. */
@@ -195,13 +205,16 @@ const cameraSpec: CameraIpaSpec = {
     setSensorControls: T.struct({ frame: T.u32, controls: T.controls }),
     metadataReady: T.struct({ frame: T.u32, metadata: T.controls }),
   },
+  lifecycle: { start: "start", stop: "stop" },
 };
 
 /** The type of {@linkcode CameraIpa}. */
 export type CameraIpaInterface = IpaInterface<CameraIpaSpec>;
 
 /**
- * The camera IPA interface, version 1.
+ * The camera IPA interface, version 1. Its lifecycle: `start` makes it
+ * running (events flow, `queueRequest` and `processStats` are accepted),
+ * `stop` makes it stopped.
  *
  * Per frame a pipeline calls `fillParams` (sync: ISP parameters for the
  * next frame), then `processStats` (async) once the frame's statistics are

@@ -18,21 +18,50 @@ import {
   type IpaProxyOptions,
   IpaProxyThread,
 } from "./ipa_proxy.ts";
-import type { IpaInterface } from "./ipa_schema.ts";
+import { type IpaInterface, isIpaInterface } from "./ipa_schema.ts";
+import { checkManagerOptions, describeValue } from "./_ipa_options.ts";
 import type { ProcessIsolation } from "../process/process.ts";
 
-/** Environment variable: extra module directories, `:`-separated. */
+/**
+ * Environment variable: extra module directories, `:`-separated, searched
+ * after `modulePath`.
+ *
+ * @example
+ * ```ts
+ * import { IPA_MODULE_PATH_ENV, IpaManager } from "@isola/isola";
+ *
+ * Deno.env.set(IPA_MODULE_PATH_ENV, "/opt/ipa:/usr/lib/ipa");
+ * console.log(new IpaManager().modulePath); // [ "/opt/ipa", "/usr/lib/ipa" ]
+ * Deno.env.delete(IPA_MODULE_PATH_ENV);
+ * ```
+ */
 export const IPA_MODULE_PATH_ENV = "ISOLA_IPA_MODULE_PATH";
-/** Environment variable: any non-empty value isolates every module. */
+/**
+ * Environment variable: any non-empty value isolates every module.
+ *
+ * @example
+ * ```ts
+ * import { IPA_FORCE_ISOLATION_ENV } from "@isola/isola";
+ *
+ * console.log(IPA_FORCE_ISOLATION_ENV); // "ISOLA_IPA_FORCE_ISOLATION"
+ * ```
+ */
 export const IPA_FORCE_ISOLATION_ENV = "ISOLA_IPA_FORCE_ISOLATION";
 
 const MODULE_EXTENSIONS = [".ts", ".js", ".mjs", ".mts"];
 
-/** Options of {@linkcode IpaManager}. */
+/**
+ * Options of {@linkcode IpaManager}. Each is checked: a wrong type is a
+ * `TypeError` naming the option.
+ */
 export interface IpaManagerOptions {
   /** Directories to search, before those of `ISOLA_IPA_MODULE_PATH`. */
   modulePath?: readonly string[];
-  /** Raw Ed25519 public keys (32 bytes) whose signatures are trusted. */
+  /**
+   * Raw Ed25519 public keys (32 bytes) whose signatures are trusted; read
+   * `.pub` files with {@linkcode loadIpaPublicKey}. Another length is a
+   * `RangeError`.
+   */
   trustedKeys?: readonly Uint8Array[];
   /**
    * Isolate every module. Default: `ISOLA_IPA_FORCE_ISOLATION` is set and
@@ -45,6 +74,21 @@ export interface IpaManagerOptions {
   allowUnisolated?: boolean;
   /** Extra `deno run` flags for isolated workers. */
   denoFlags?: readonly string[];
+  /** Environment variables for isolated workers (see `IpaProxyOptions.env`). */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * File access of isolated workers: extra `{ read, write }` paths, or
+   * `false` for unrestricted (see `IpaProxyOptions.filesystem`).
+   */
+  filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+  /**
+   * The config file (deno.json) isolated workers use, `false` for none.
+   * Default: this process's, so modules resolve bare specifiers from the
+   * application's import map in both placements.
+   */
+  config?: string | false;
+  /** The lock file isolated workers check, `false` for none. Default: this process's. */
+  lock?: string | false;
   /** Deadline of sync methods, ms. */
   timeout?: number;
 }
@@ -69,12 +113,17 @@ function envGet(name: string): string | undefined {
  * Finds IPA modules and creates proxies for them.
  *
  * @example
- * ```ts ignore
- * import { CameraIpa, IpaManager } from "@isola/isola";
+ * ```ts
+ * import { CameraIpa, IpaManager, loadIpaPublicKey } from "@isola/isola";
  *
- * const manager = new IpaManager({ modulePath: ["./examples/ipa"], trustedKeys: [key] });
+ * const manager = new IpaManager({
+ *   modulePath: ["./examples/ipa"],
+ *   // A demonstration key: its private half is public.
+ *   trustedKeys: [await loadIpaPublicKey("./examples/keys/example_ipa.pub")],
+ * });
+ * // open_ae_awb.ts is signed with that key: it runs in a thread.
  * await using ipa = await manager.createIpa(CameraIpa, "simple");
- * console.log(ipa.info.name, ipa.placement);
+ * console.log(ipa.info.name, ipa.placement); // open-ae-awb thread
  * ```
  */
 export class IpaManager {
@@ -87,8 +136,11 @@ export class IpaManager {
    * Makes a manager.
    *
    * @param options Search path, trusted keys, isolation.
+   * @throws {TypeError} If an option has the wrong type.
+   * @throws {RangeError} If a trusted key is not 32 bytes.
    */
   constructor(options: IpaManagerOptions = {}) {
+    checkManagerOptions(options);
     const fromEnv = (envGet(IPA_MODULE_PATH_ENV) ?? "").split(":").filter((
       p,
     ) => p !== "");
@@ -154,11 +206,27 @@ export class IpaManager {
    * @throws {IpaModuleError} If no module matches; if one serves the
    *   pipeline but is unusable (wrong version, no factory, throws while
    *   loading), the error names it.
+   * @throws {TypeError} If `iface` was not made by `defineIpaInterface` or
+   *   `pipelineName` is not a non-empty string.
    */
   async createIpa<I extends IpaInterface>(
     iface: I,
     pipelineName: string,
   ): Promise<IpaProxyOf<I>> {
+    if (!isIpaInterface(iface)) {
+      throw new TypeError(
+        `Cannot create IPA: the interface must be made by defineIpaInterface, not ${
+          describeValue(iface)
+        }`,
+      );
+    }
+    if (typeof pipelineName !== "string" || pipelineName === "") {
+      throw new TypeError(
+        `Cannot create IPA: pipelineName must be a non-empty string, not ${
+          describeValue(pipelineName)
+        }`,
+      );
+    }
     const o = this.#options;
     const options: IpaProxyOptions = {
       pipelineName,
@@ -166,6 +234,10 @@ export class IpaManager {
       isolate: o.isolate,
       allowUnisolated: o.allowUnisolated,
       denoFlags: o.denoFlags,
+      env: o.env,
+      filesystem: o.filesystem,
+      config: o.config,
+      lock: o.lock,
     };
     const problems: IpaModuleError[] = [];
     for (const m of await this.modules()) {

@@ -20,6 +20,11 @@ import type {
   IpaImplementation,
   IpaInterfaceSpec,
 } from "./ipa_schema.ts";
+import {
+  checkPublicKey,
+  describeValue,
+  ED25519_PUBLIC_KEY_BYTES,
+} from "./_ipa_options.ts";
 
 /** What a module says about itself (libcamera's `IPAModuleInfo`). */
 export interface IpaModuleInfo {
@@ -112,7 +117,22 @@ export function checkIpaModule(ns: unknown, where: string): IpaModule {
   return m as IpaModule;
 }
 
-/** Where a module's detached signature lives. */
+/** Bytes of an Ed25519 signature (RFC 8032, section 5.1.6). */
+const ED25519_SIGNATURE_BYTES = 64;
+
+/**
+ * Where a module's detached signature lives.
+ *
+ * @param modulePath The module's path.
+ * @returns The signature's path: the module's, plus `.sign`.
+ *
+ * @example
+ * ```ts
+ * import { signaturePath } from "@isola/isola";
+ *
+ * console.log(signaturePath("ipa/awb.ts")); // "ipa/awb.ts.sign"
+ * ```
+ */
 export function signaturePath(modulePath: string): string {
   return `${modulePath}.sign`;
 }
@@ -190,7 +210,10 @@ export async function signIpaModule(
  * @param module The module file's bytes.
  * @param signature The detached signature.
  * @param trustedKeys Raw 32-byte public keys.
- * @returns Whether any key verifies the signature.
+ * @returns Whether any key verifies the signature (a signature that is not
+ *   64 bytes verifies against none).
+ * @throws {RangeError} If a key is not 32 bytes.
+ * @throws {TypeError} If a key is not a `Uint8Array`.
  *
  * @example
  * ```ts
@@ -204,9 +227,9 @@ export async function verifyIpaModule(
   signature: Uint8Array,
   trustedKeys: readonly Uint8Array[],
 ): Promise<boolean> {
-  if (signature.length !== 64) return false;
+  trustedKeys.forEach((k, i) => checkPublicKey(k, `trustedKeys[${i}]`));
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
   for (const raw of trustedKeys) {
-    if (raw.length !== 32) continue;
     const key = await crypto.subtle.importKey(
       "raw",
       raw as Uint8Array<ArrayBuffer>,
@@ -223,4 +246,48 @@ export async function verifyIpaModule(
     if (ok) return true;
   }
   return false;
+}
+
+/**
+ * Reads an Ed25519 public key file as `deno task ipa-sign keygen` writes it
+ * (`<name>.pub`: the raw 32-byte key in base64, one line), or a file
+ * holding the 32 raw bytes.
+ *
+ * @param path The file.
+ * @returns The raw 32-byte key, for {@linkcode IpaManagerOptions.trustedKeys}.
+ * @throws {RangeError} If the file holds no 32-byte key (the message names
+ *   the file).
+ * @throws {Deno.errors.NotFound} If the file does not exist.
+ *
+ * @example
+ * ```ts
+ * import { loadIpaPublicKey } from "@isola/isola";
+ *
+ * const key = await loadIpaPublicKey("./examples/keys/example_ipa.pub");
+ * console.log(key.length); // 32
+ * ```
+ */
+export async function loadIpaPublicKey(
+  path: string | URL,
+): Promise<Uint8Array> {
+  if (typeof path !== "string" && !(path instanceof URL)) {
+    throw new TypeError(
+      `Cannot load IPA public key: path must be a string or URL, not ${
+        describeValue(path)
+      }`,
+    );
+  }
+  const bytes = await Deno.readFile(path);
+  if (bytes.length === ED25519_PUBLIC_KEY_BYTES) return bytes;
+  const key = decodeBase64(new TextDecoder().decode(bytes));
+  return checkPublicKey(key, `Cannot load IPA public key: ${path}`);
+}
+
+/** Base64 text (surrounding whitespace allowed); empty when malformed. */
+function decodeBase64(text: string): Uint8Array {
+  try {
+    return Uint8Array.from(atob(text.trim()), (c) => c.charCodeAt(0));
+  } catch {
+    return new Uint8Array(0);
+  }
 }

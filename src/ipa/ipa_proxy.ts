@@ -11,10 +11,19 @@
 import { shutdown, SOCK } from "../../ffi/socket.ts";
 import { environStrings } from "../../ffi/spawn.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
-import { IpcRemoteError } from "../pipe/pipe_errors.ts";
+import {
+  describeExit,
+  IpcPeerGoneError,
+  IpcRemoteError,
+} from "../pipe/pipe_errors.ts";
 import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
+import type { IpcMessage } from "../pipe/ipc_message.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
+import { TypedEventTarget } from "../common/typed_event_target.ts";
 import { settleWithin } from "../common/_timeout.ts";
+import { fileDirOf, moduleUrl } from "../common/_file_url.ts";
+import { DenoCacheError, denoWorkerCommand } from "../process/deno_command.ts";
 import { IpaModuleError, type IpaModuleInfo } from "./ipa_module.ts";
 import type {
   IpaEventPayload,
@@ -24,10 +33,10 @@ import type {
   IpaMethodSpec,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import { type IpaProxyState, IpaStateError } from "./ipa_state.ts";
+import { checkProxyArgs } from "./_ipa_options.ts";
+import { crashReportBuffer, readCrashReport } from "./_ipa_thread_crash.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
-
-/** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
-const TRACE_KEY_PROXY = -1;
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
@@ -45,12 +54,9 @@ import {
 export type IpaPlacement = "thread" | "isolated";
 
 /**
- * Where an IPA stands. Events are delivered only while `running`; async
- * methods are refused otherwise.
+ * Options of the proxies' `create()`. Each is checked: a wrong type is a
+ * `TypeError` naming the option.
  */
-export type IpaProxyState = "stopped" | "running" | "crashed" | "closed";
-
-/** Options of the proxies' `create()`. */
 export interface IpaProxyOptions {
   /** Deadline of sync methods, ms. Default 2000. */
   timeout?: number;
@@ -72,9 +78,11 @@ export interface IpaProxyOptions {
   allowUnisolated?: boolean;
   /**
    * Isolated only: extra `deno run` flags for the worker process (e.g.
-   * `--allow-env`). It always gets `--allow-ffi` (its socket) and
-   * `--allow-read` (to load the module); the kernel jail is what isolates
-   * it.
+   * `--allow-env`). It always gets `--allow-ffi` (its socket),
+   * `--allow-read` (to load the module), this process's config and lock
+   * file, and `--cached-only --allow-import`: the module and its imports
+   * are fetched into the Deno cache before (see
+   * {@linkcode denoWorkerCommand}); the kernel jail is what isolates it.
    */
   denoFlags?: readonly string[];
   /**
@@ -84,33 +92,44 @@ export interface IpaProxyOptions {
    */
   env?: Readonly<Record<string, string>>;
   /**
-   * Isolated only: file access of the worker (Landlock, Linux 5.13+). By
-   * default it may read only the Deno executable and the system libraries,
-   * the module's directory, isola's own files and the Deno cache, and
-   * write nothing; `false` leaves file access unrestricted (the worker
-   * keeps the parent's uid for files). Extra paths: `{ read, write }`,
-   * added to the defaults.
+   * Isolated only: the files of the worker. Its jail shows (read-only)
+   * only the Deno executable and the system libraries, the module's
+   * directory, isola's own files and the Deno cache, and it writes
+   * nothing but its private `/tmp`; Landlock enforces the same a second
+   * time. Extra paths: `{ read, write }`, added to the defaults; `false`
+   * turns Landlock off (the jail's view stays).
    */
   filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
+  /**
+   * Isolated only: the config file (deno.json, with its import map) the
+   * worker uses; `false` for none. Default: this process's, so the
+   * module's bare specifiers resolve as they do here.
+   */
+  config?: string | false;
+  /**
+   * Isolated only: the lock file the worker checks; `false` for none.
+   * Default: this process's.
+   */
+  lock?: string | false;
 }
 
-function dirOf(url: string): string | null {
-  return url.startsWith("file:")
-    ? new URL(".", url).pathname.replace(/\/$/, "")
-    : null;
-}
+/** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
+const TRACE_KEY_PROXY = -1;
 
-/** The paths an isolated Deno worker needs to read to run `module`. */
-function workerReadPaths(
-  module: string,
-  env: Record<string, string>,
-): string[] {
-  const cache = env.DENO_DIR ??
-    (env.XDG_CACHE_HOME ? `${env.XDG_CACHE_HOME}/deno` : undefined) ??
-    (env.HOME ? `${env.HOME}/.cache/deno` : undefined);
-  const isola = dirOf(new URL("../../", import.meta.url).href);
+/** The program an isolated IPA worker runs (its static imports only). */
+const IPA_WORKER_ENTRY = new URL("./ipa_proxy_worker.ts", import.meta.url);
+
+/** isola's own directory when it is loaded from files, else null. */
+const ISOLA_DIR = fileDirOf(new URL("../../", import.meta.url));
+
+/**
+ * The paths an isolated Deno worker needs to read: the system libraries,
+ * isola's own files, and `deno` (what `denoWorkerPaths()` lists:
+ * the Deno executable and cache, config, lock file, import-map targets,
+ * the module's directory).
+ */
+function workerReadPaths(deno: readonly string[]): string[] {
   return [
-    Deno.execPath(),
     "/lib",
     "/lib64",
     "/usr/lib",
@@ -120,13 +139,21 @@ function workerReadPaths(
     "/proc",
     "/dev/urandom",
     "/dev/null",
-    ...[cache, isola, dirOf(module)].filter((p): p is string => !!p),
+    ...(ISOLA_DIR === null ? [] : [ISOLA_DIR]),
+    ...deno,
   ];
 }
 
 /**
  * The variables an isolated IPA worker inherits from the parent, when set:
  * what `deno` needs to find its module cache and behave; nothing else.
+ *
+ * @example
+ * ```ts
+ * import { IPA_WORKER_ENV } from "@isola/isola";
+ *
+ * console.log(IPA_WORKER_ENV.includes("DENO_DIR")); // true
+ * ```
  */
 export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "PATH",
@@ -141,10 +168,7 @@ export const IPA_WORKER_ENV: readonly string[] = Object.freeze([
   "DENO_NO_UPDATE_CHECK",
 ]);
 
-function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
-  string,
-  string
-> {
+function workerEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   // Read through libc: FFI is already full trust, and the parent may not
   // hold --allow-env for these names.
@@ -153,10 +177,30 @@ function workerEnv(extra: Readonly<Record<string, string>> = {}): Record<
     const name = s.slice(0, eq);
     if (eq > 0 && IPA_WORKER_ENV.includes(name)) env[name] = s.slice(eq + 1);
   }
-  return { ...env, ...extra };
+  return env;
 }
 
-/** The module serves another pipeline than the one asked for. */
+/**
+ * The module serves another pipeline than the one asked for (the
+ * `pipelineName` option of `create()`).
+ *
+ * @example
+ * ```ts
+ * import {
+ *   CameraIpa,
+ *   IpaPipelineMismatchError,
+ *   IpaProxyThread,
+ * } from "@isola/isola";
+ *
+ * try {
+ *   await IpaProxyThread.create(CameraIpa, "./examples/ipa/open_ae_awb.ts", {
+ *     pipelineName: "vendor",
+ *   });
+ * } catch (e) {
+ *   console.log((e as IpaPipelineMismatchError).pipelineName); // "simple"
+ * }
+ * ```
+ */
 export class IpaPipelineMismatchError extends Error {
   /** The module. */
   readonly module: string;
@@ -177,82 +221,170 @@ export class IpaPipelineMismatchError extends Error {
   }
 }
 
-/** An event the IPA emitted (its `type` is the event's name). */
+/**
+ * An event the IPA emitted; its `type` is the event's name and `message`
+ * its decoded payload (descriptors in it are owned by the listener, typed
+ * `OwnedFd`).
+ *
+ * @example
+ * ```ts
+ * import { IpaEvent } from "@isola/isola";
+ *
+ * const e = new IpaEvent("poked", { count: 1 });
+ * console.log(e.type, e.message.count); // poked 1
+ * ```
+ */
 export class IpaEvent<P = unknown> extends Event {
-  /** The decoded payload (descriptors in it are owned by the listener). */
-  readonly payload: P;
+  /** The decoded payload. */
+  readonly message: P;
 
   /**
    * Builds the event.
    *
    * @param name The event's name.
-   * @param payload The payload.
+   * @param message The decoded payload.
    */
-  constructor(name: string, payload: P) {
+  constructor(name: string, message: P) {
     super(name);
-    this.payload = payload;
+    this.message = message;
   }
 }
 
-/** The IPA's process died, or its thread failed (type `crash`). */
+/**
+ * The IPA's process died, or its thread failed (type `crash`). It comes
+ * after every pending call has failed; the proxy is `crashed`.
+ *
+ * @example
+ * ```ts
+ * import { IpaCrashEvent } from "@isola/isola";
+ *
+ * const e = new IpaCrashEvent(null, new Error("Uncaught Error: boom"));
+ * console.log(e.type, e.error?.message); // crash Uncaught Error: boom
+ * ```
+ */
 export class IpaCrashEvent extends Event {
-  /** The exit report (isolated), or null (thread). */
+  /** The exit report of an isolated IPA's process; null for a thread. */
   readonly exit: ProcessExit | null;
+  /** Why a thread IPA's Worker died (its uncaught error); else null. */
+  readonly error: Error | null;
 
   /**
    * Builds the event.
    *
    * @param exit The exit report, or null.
+   * @param error The thread's uncaught error, or null.
    */
-  constructor(exit: ProcessExit | null) {
+  constructor(exit: ProcessExit | null, error: Error | null = null) {
     super("crash");
     this.exit = exit;
+    this.error = error;
   }
 }
+
+/**
+ * The IPA sent something that could not be delivered: an event whose
+ * payload does not decode (an {@linkcode IpaDecodeError}, its descriptors
+ * closed), an unknown event, or a malformed message. It was dropped and
+ * counted in `droppedEvents`; delivery goes on.
+ *
+ * @example
+ * ```ts
+ * import { IpaErrorEvent } from "@isola/isola";
+ *
+ * const e = new IpaErrorEvent(new Error("bad payload"));
+ * console.log(e.type, e.error.message); // error bad payload
+ * ```
+ */
+export class IpaErrorEvent extends Event {
+  /** What was wrong. */
+  readonly error: Error;
+
+  /**
+   * Builds the event.
+   *
+   * @param error What was wrong.
+   */
+  constructor(error: Error) {
+    super("error");
+    this.error = error;
+  }
+}
+
+/**
+ * The events of a proxy for interface `S`: each of the interface's events
+ * (an {@linkcode IpaEvent} with its typed payload), `crash` and `error`.
+ */
+export type IpaProxyEventMap<S extends IpaInterfaceSpec> =
+  & { [E in keyof S["events"] & string]: IpaEvent<IpaEventPayload<S, E>> }
+  & {
+    /** The IPA died. */
+    crash: IpaCrashEvent;
+    /** Something the IPA sent was dropped. */
+    error: IpaErrorEvent;
+  };
 
 /** A proxy together with the methods of its interface. */
 export type IpaProxyOf<S extends IpaInterfaceSpec> =
   & IpaProxy<S>
   & IpaMethods<S>;
 
-const RESERVED = new Set([
-  "close",
-  "on",
-  "state",
-  "info",
-  "placement",
-  "droppedEvents",
-  "addEventListener",
-  "removeEventListener",
-  "dispatchEvent",
-  "interface",
-  "pipe",
-  "connectModule",
-  "warmUp",
-  "warmUpOrClose",
-  "pid",
-]);
+/** What a proxy's subclass gives it besides the pipe. */
+interface ProxyHooks {
+  /** Ends the thread or process once the pipe is closed. */
+  cleanup(): Promise<void>;
+  /** Why the IPA's thread died, if it did (thread proxies only). */
+  threadError?(): Error | null;
+}
 
 /**
  * The part of a proxy that is not the interface's methods: state, events,
  * closing. Make one with {@linkcode IpaProxyThread.create} or
  * {@linkcode IpaProxyIsolated.create}.
  *
- * State rules (libcamera's `IPAProxyThread`, kept by the isolated proxy
- * too, which libcamera's forgets): a successful `start()` makes the IPA
- * `running`; once `stop()` returns it is `stopped`, and no event is
- * delivered after that, even one that was already on its way; async methods
- * are refused unless running.
+ * State rules, from the interface's `lifecycle` (libcamera's
+ * `IPAProxyThread`, kept by the isolated proxy too, which libcamera's
+ * forgets): with `{ start, stop }`, a successful `start` call makes the IPA
+ * `running`; once `stop` returns it is `stopped`, and no event is delivered
+ * after that, even one that was already on its way; async methods are
+ * refused unless running ({@linkcode IpaStateError}). An
+ * `"always-running"` IPA is `running` from creation. A dead IPA is
+ * `crashed`: calls fail with `IpcPeerGoneError`, then a `crash` event
+ * follows.
+ *
+ * Events follow one naming scheme across isola: the field is named after
+ * what the event carries: `.message` (what the peer sent: here the decoded
+ * payload), `.exit` (an exit report), `.error` (an `Error`).
+ *
+ * @example States and typed events
+ * ```ts
+ * import { CameraIpa, IpaProxyThread, IpaStateError } from "@isola/isola";
+ *
+ * await using ipa = await IpaProxyThread.create(
+ *   CameraIpa,
+ *   "./examples/ipa/open_ae_awb.ts",
+ * );
+ * ipa.addEventListener("crash", (e) => console.error("IPA died:", e.error));
+ * ipa.addEventListener("metadataReady", (e) => console.log(e.message.frame));
+ * try {
+ *   ipa.queueRequest({ frame: 1, controls: new Map() });
+ * } catch (e) {
+ *   console.log((e as IpaStateError).state); // "stopped": start() first
+ * }
+ * ipa.start();
+ * console.log(ipa.state); // "running"
+ * ipa.stop();
+ * ```
  */
 export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
-  extends EventTarget
+  extends TypedEventTarget<IpaProxyEventMap<S>>
   implements AsyncDisposable {
   readonly #iface: IpaInterface<S>;
   readonly #pipe: IpcPipeUnixSocket;
   readonly #placement: IpaPlacement;
-  readonly #cleanup: () => Promise<void>;
+  readonly #hooks: ProxyHooks;
   #info: IpaModuleInfo | undefined;
-  #state: IpaProxyState = "stopped";
+  #state: IpaProxyState;
+  #crashReported = false;
   #dropped = 0;
   #closed?: Promise<void>;
 
@@ -261,31 +393,32 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     iface: IpaInterface<S>,
     pipe: IpcPipeUnixSocket,
     placement: IpaPlacement,
-    cleanup: () => Promise<void>,
+    hooks: ProxyHooks,
   ) {
     super();
     this.#iface = iface;
     this.#pipe = pipe;
     this.#placement = placement;
-    this.#cleanup = cleanup;
-    for (const name of iface.methodNames) {
-      if (RESERVED.has(name)) {
-        throw new TypeError(
-          `Cannot make IPA proxy: method name ${name} is reserved`,
-        );
-      }
-    }
+    this.#hooks = hooks;
+    this.#state = iface.lifecycle === "always-running" ? "running" : "stopped";
     iface.methodNames.forEach((name, i) => {
       Object.defineProperty(this, name, {
-        value: this.#method(name, i + 1, iface.methods[name]),
+        value: this.#method(name, i + 1),
         enumerable: true,
       });
     });
     pipe.addEventListener("recv", (e) => this.#onEvent(e.message));
+    pipe.addEventListener("error", (e) => {
+      this.#dropped++;
+      this.dispatchEvent(new IpaErrorEvent(e.error));
+    });
     pipe.addEventListener("disconnect", (e) => {
-      if (this.#state === "closed") return;
+      if (this.#state === "closed" || this.#crashReported) return;
       this.#state = "crashed";
-      this.dispatchEvent(new IpaCrashEvent(e.exit));
+      this.#crashReported = true;
+      this.dispatchEvent(
+        new IpaCrashEvent(e.exit, this.#hooks.threadError?.() ?? null),
+      );
     });
   }
 
@@ -306,6 +439,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         version: this.#iface.version,
         methods: this.#iface.methods,
         events: this.#iface.events,
+        lifecycle: this.#iface.lifecycle,
       },
       pipelineName,
     };
@@ -329,9 +463,13 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
             : `failed: ${text}`,
         );
       }
-      throw new IpaModuleError(module, `could not be started: ${e}`, {
-        cause: e,
-      });
+      throw new IpaModuleError(
+        module,
+        `could not be started: ${this.#whyGone(e)}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -401,66 +539,148 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     event: E,
     handler: (payload: IpaEventPayload<S, E>) => void,
   ): () => void {
-    const listener = (e: Event) => handler((e as IpaEvent).payload as never);
+    const listener = (e: Event) => handler((e as IpaEvent).message as never);
     this.addEventListener(event, listener);
     return () => this.removeEventListener(event, listener);
+  }
+
+  /** Why the IPA could not be started, once the pipe is closed. */
+  #whyGone(e: unknown): string {
+    if (!(e instanceof IpcPeerGoneError)) return String(e);
+    const error = this.#hooks.threadError?.();
+    if (error) return `its thread failed: ${error.message}`;
+    if (this.#placement === "thread") return "its thread ended";
+    return `its process ${
+      describeExit(e.exit ?? this.#pipe.process.exitStatus ?? null)
+    }`;
+  }
+
+  /** The error of a call to an IPA that died. */
+  #goneError(action: string, exit: ProcessExit | null): IpcPeerGoneError {
+    const err = new IpcPeerGoneError(action, exit);
+    const error = this.#hooks.threadError?.();
+    if (error) {
+      err.message = `${action}: the IPA's thread failed: ${error.message}`;
+      err.cause = error;
+    }
+    return err;
+  }
+
+  /** Refuses a call the state does not allow. */
+  #checkCallable(action: string, sync: boolean): void {
+    const state = this.#state;
+    if (state === "closed") throw new IpaStateError(action, state);
+    if (state === "crashed") {
+      throw this.#goneError(
+        action,
+        this.#placement === "isolated" ? this.#pipe.process.exitStatus : null,
+      );
+    }
+    if (!sync && state !== "running") throw new IpaStateError(action, state);
+  }
+
+  /** A pipe error, restated for the IPA method that failed. */
+  #callError(e: unknown, action: string): unknown {
+    if (e instanceof IpcPeerGoneError) {
+      // Crashed from now on, before the `crash` event comes.
+      if (this.#state !== "closed") this.#state = "crashed";
+      return this.#goneError(action, e.exit);
+    }
+    if (e instanceof IpcTimeoutError) {
+      return new IpcTimeoutError(
+        `${action}: no reply within ${e.timeout} ms`,
+        e.timeout,
+      );
+    }
+    if (e instanceof IpcClosedError && this.#state === "closed") {
+      return new IpaStateError(action, "closed");
+    }
+    return e;
   }
 
   #method(
     name: string,
     cmd: number,
-    def: IpaMethodSpec,
+    def: IpaMethodSpec = this.#iface.methods[name],
   ): (params: unknown) => unknown {
-    const action = `Cannot call ${this.#iface.name}.${name}`;
+    const method = `${this.#iface.name}.${name}`;
+    const action = `Cannot call ${method} (command ${cmd})`;
+    const lifecycle = this.#iface.lifecycle;
+    const starts = lifecycle !== "always-running" && lifecycle.start === name;
+    const stops = lifecycle !== "always-running" && lifecycle.stop === name;
     if (!def.sync) {
       return (params) => {
-        if (this.#state !== "running") {
-          throw new Error(`${action}: the IPA is ${this.#state}, not running`);
+        this.#checkCallable(action, false);
+        const enc = encodeIpa(def.params, params ?? {}, "params", method);
+        try {
+          this.#pipe.sendAsync({ cmd, data: enc.data, fds: enc.fds });
+        } catch (e) {
+          throw this.#callError(e, action);
         }
-        const enc = encodeIpa(def.params, params ?? {}, "params");
-        this.#pipe.sendAsync({ cmd, data: enc.data, fds: enc.fds });
       };
     }
     return (params) => {
-      if (this.#state === "closed" || this.#state === "crashed") {
-        throw new Error(`${action}: the IPA is ${this.#state}`);
-      }
+      this.#checkCallable(action, true);
       if (TRACE_ON) trace("ipa.call", TRACE_KEY_PROXY);
-      const enc = encodeIpa(def.params, params ?? {}, "params");
+      const enc = encodeIpa(def.params, params ?? {}, "params", method);
       let reply;
       try {
         reply = this.#pipe.sendSync({ cmd, data: enc.data, fds: enc.fds });
         if (TRACE_ON) trace("ipa.replied", TRACE_KEY_PROXY);
+      } catch (e) {
+        throw this.#callError(e, action);
       } finally {
-        // No event is delivered after stop() returns, even if it fails.
-        if (name === "stop") this.#state = "stopped";
+        // No event is delivered after stop() returns, even if it failed.
+        if (stops && this.#state === "running") this.#state = "stopped";
       }
-      if (name === "start") this.#state = "running";
+      if (starts && this.#state === "stopped") this.#state = "running";
       if (def.result === undefined) {
         reply[Symbol.dispose]();
         return undefined;
       }
-      const result = decodeIpa(def.result, reply.data, reply.ownedFds);
+      const result = decodeIpa(
+        def.result,
+        reply.data,
+        reply.ownedFds,
+        "result",
+        method,
+      );
       if (TRACE_ON) trace("ipa.decoded", TRACE_KEY_PROXY);
       return result;
     };
   }
 
-  #onEvent(msg: import("../pipe/ipc_message.ts").IpcMessage): void {
+  #onEvent(msg: IpcMessage): void {
     const name = this.#iface.eventNames[msg.cmd - 1];
     if (name === undefined || this.#state !== "running") {
       this.#dropped++;
       msg[Symbol.dispose]();
+      if (name === undefined) {
+        this.dispatchEvent(
+          new IpaErrorEvent(
+            new RangeError(
+              `Cannot deliver IPA event: ${this.#iface.name} has no event ${msg.cmd}`,
+            ),
+          ),
+        );
+      }
       return;
     }
     let payload: unknown;
     try {
-      payload = decodeIpa(this.#iface.events[name], msg.data, msg.ownedFds);
-    } catch {
+      payload = decodeIpa(
+        this.#iface.events[name],
+        msg.data,
+        msg.ownedFds,
+        "payload",
+        `${this.#iface.name}.${name}`,
+      );
+    } catch (e) {
       this.#dropped++;
+      this.dispatchEvent(new IpaErrorEvent(e as Error));
       return;
     }
-    this.dispatchEvent(new IpaEvent(name, payload));
+    this.dispatchEvent(new IpaEvent(name, payload) as Event);
   }
 
   /**
@@ -471,7 +691,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     this.#closed ??= (async () => {
       this.#state = "closed";
       await this.#pipe.close();
-      await this.#cleanup();
+      await this.#hooks.cleanup();
     })();
     return this.#closed;
   }
@@ -482,32 +702,27 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   }
 }
 
-function checkWarmUp(n: number | undefined): number {
-  const v = n ?? DEFAULT_WARMUP_CALLS;
-  if (!Number.isInteger(v) || v < 0) {
-    throw new RangeError(`Invalid warmUp: ${v} (must be an integer >= 0)`);
-  }
-  return v;
-}
-
-function moduleUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  if (/^[a-z][a-z0-9+.-]*:/i.test(module)) return module;
-  const base = new URL(`file://${Deno.cwd()}/`);
-  return new URL(module, base).href;
-}
-
 /**
  * An IPA in a Worker thread of this process (libcamera's
  * `IPAProxyThread`): for trusted modules. Sync methods block the caller
  * until the Worker has run them; events arrive on the caller's event loop.
  *
+ * If the module throws an uncaught error (or leaves a rejection
+ * unhandled), its Worker dies: a pending sync call fails at once with
+ * `IpcPeerGoneError` naming the error (the Worker ends its side of the
+ * socket before dying, so an owner blocked in the call sees it), and a
+ * `crash` event with the error follows.
+ *
  * @example
- * ```ts ignore
+ * ```ts
  * import { CameraIpa, IpaProxyThread } from "@isola/isola";
  *
- * await using ipa = await IpaProxyThread.create(CameraIpa, "./examples/ipa/open_ae_awb.ts");
- * ipa.init({ sensorModel: "imx219" });
+ * await using ipa = await IpaProxyThread.create(
+ *   CameraIpa,
+ *   "./examples/ipa/open_ae_awb.ts",
+ * );
+ * const { controls } = ipa.init({ sensorModel: "imx219" });
+ * console.log(ipa.placement, controls.size); // thread 2
  * ```
  */
 export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
@@ -517,17 +732,23 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
    *
    * @param iface The interface the module implements.
    * @param module Its path or URL.
-   * @param options Timeout, pipeline check.
+   * @param options Timeout, pipeline check (the isolated-only options are
+   *   checked and ignored).
    * @returns The proxy, with the interface's methods.
-   * @throws {IpaModuleError} If the module cannot be loaded or used.
+   * @throws {IpaModuleError} If the module cannot be loaded or used, or its
+   *   thread dies while starting (the message says why).
+   * @throws {TypeError} If `iface` was not made by `defineIpaInterface`,
+   *   `module` is not a string or URL, or an option has the wrong type.
    */
   static async create<I extends IpaInterface>(
     iface: I,
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
-    const warmUp = checkWarmUp(options.warmUp);
+    checkProxyArgs(iface, module, options, "Cannot create IpaProxyThread");
+    const warmUp = options.warmUp ?? DEFAULT_WARMUP_CALLS;
     const url = moduleUrl(module);
+    const crashReport = crashReportBuffer();
     const sock = new IpcUnixSocket();
     const peer = sock.create();
     const peerFd = peer.release();
@@ -558,17 +779,26 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       end(); // an uncaught error in the IPA: it crashed
       done.resolve();
     };
-    worker.postMessage({ fd: peerFd });
+    worker.postMessage({ fd: peerFd, crashReport });
     const pipe = new IpcPipeUnixSocket(sock, { timeout: options.timeout });
     const proxy = new IpaProxyThread<I>(
       iface as IpaInterface<I>,
       pipe,
       "thread",
-      async () => {
-        await settleWithin(done.promise, 2000);
-        // A Worker that did not finish in time (an IPA stuck in a loop) is
-        // terminated, and its socket end, which it never closed, closed.
-        end();
+      {
+        threadError: () => {
+          const text = readCrashReport(crashReport);
+          return text === null ? null : new Error(text);
+        },
+        cleanup: async () => {
+          // A crashed Worker will not finish its loop: do not wait for it.
+          if (readCrashReport(crashReport) === null) {
+            await settleWithin(done.promise, 2000);
+          }
+          // A Worker that did not finish in time (an IPA stuck in a loop) is
+          // terminated, and its socket end, which it never closed, closed.
+          end();
+        },
       },
     );
     await proxy.connectModule(url, options.pipelineName);
@@ -584,11 +814,16 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
  * fail at once with the exit report and a `crash` event tells the owner.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { CameraIpa, IpaProxyIsolated } from "@isola/isola";
  *
- * await using ipa = await IpaProxyIsolated.create(CameraIpa, "./examples/ipa/vendor_ae_awb.ts");
- * ipa.addEventListener("crash", (e) => console.log("IPA died:", e));
+ * await using ipa = await IpaProxyIsolated.create(
+ *   CameraIpa,
+ *   "./examples/ipa/vendor_ae_awb.ts",
+ * );
+ * ipa.addEventListener("crash", (e) => console.log("IPA died:", e.exit));
+ * ipa.init({ sensorModel: "imx219" });
+ * console.log(ipa.placement, ipa.pid !== null); // isolated true
  * ```
  */
 export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
@@ -600,35 +835,54 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
    * @param module Its path or URL.
    * @param options Isolation, timeout, pipeline check, Deno flags.
    * @returns The proxy, with the interface's methods.
-   * @throws {IpaModuleError} If the module cannot be loaded or used.
+   * @throws {IpaModuleError} If the module cannot be loaded or used, or its
+   *   process dies while starting (the message has its exit status and the
+   *   end of its stderr).
    * @throws {ProcessIsolationError} If isolation is refused.
+   * @throws {TypeError} If `iface` was not made by `defineIpaInterface`,
+   *   `module` is not a string or URL, or an option has the wrong type.
    */
   static async create<I extends IpaInterface>(
     iface: I,
     module: string | URL,
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
-    const warmUp = checkWarmUp(options.warmUp);
+    checkProxyArgs(iface, module, options, "Cannot create IpaProxyIsolated");
+    const warmUp = options.warmUp ?? DEFAULT_WARMUP_CALLS;
     const url = moduleUrl(module);
-    const host = new URL("./ipa_proxy_worker.ts", import.meta.url);
-    const env = workerEnv(options.env);
-    const fs = options.filesystem === false ? undefined : {
-      read: [...workerReadPaths(url, env), ...(options.filesystem?.read ?? [])],
-      write: ["/dev/null", ...(options.filesystem?.write ?? [])],
+    // Both the worker entry and the module are fetched into the Deno cache
+    // first: the child has no network (and an entry served over HTTP is
+    // not in this process's module graph).
+    let cmd;
+    try {
+      cmd = await denoWorkerCommand(IPA_WORKER_ENTRY, {
+        config: options.config,
+        lock: options.lock,
+        modules: [url],
+        flags: ["--allow-ffi", "--allow-read", ...(options.denoFlags ?? [])],
+      });
+    } catch (e) {
+      if (!(e instanceof DenoCacheError)) throw e;
+      throw new IpaModuleError(url, `could not be loaded: ${e.message}`, {
+        cause: e,
+      });
+    }
+    const env = { ...workerEnv(), ...cmd.env, ...options.env };
+    // The worker's view of the files (and its Landlock rules unless
+    // `filesystem: false`): what Deno needs to run the module, no more.
+    const extra = options.filesystem === false ? {} : options.filesystem;
+    const fs = {
+      read: [...workerReadPaths(cmd.readPaths), ...(extra?.read ?? [])],
+      write: ["/dev/null", ...(extra?.write ?? [])],
     };
     const isolate = options.isolate ?? true;
-    const pipe = new IpcPipeUnixSocket(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-ffi",
-        "--allow-read",
-        ...(options.denoFlags ?? []),
-        host.protocol === "file:" ? host.pathname : host.href,
-      ],
-      isolate: isolate === false
-        ? false
-        : { ...(isolate === true ? {} : isolate), filesystem: fs },
+    const pipe = new IpcPipeUnixSocket(cmd.path, {
+      args: cmd.args,
+      isolate: isolate === false ? false : {
+        ...(isolate === true ? {} : isolate),
+        filesystem: fs,
+        ...(options.filesystem === false ? { landlock: false } : {}),
+      },
       allowUnisolated: options.allowUnisolated,
       timeout: options.timeout,
       clearEnv: true,
@@ -638,7 +892,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       iface as IpaInterface<I>,
       pipe,
       "isolated",
-      async () => {},
+      { cleanup: async () => {} },
     );
     await proxy.connectModule(url, options.pipelineName);
     await proxy.warmUpOrClose(warmUp);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { FdLike } from "../fd/owned_fd.ts";
+import type { FdLike, OwnedFd } from "../fd/owned_fd.ts";
 
 /** Kinds of the leaf types. */
 export type IpaScalarKind =
@@ -101,28 +101,43 @@ export type IpaRequiredKeys<F> = Exclude<keyof F, IpaOptionalKeys<F>>;
 export type IpaSimplify<T> = { [K in keyof T]: T[K] } & unknown;
 
 /**
- * The JavaScript type of values of an {@linkcode IpaType}: integers up to
- * 32 bits and floats are `number`, 64-bit integers `bigint`, `bytes` a
- * `Uint8Array`, `fd` an {@linkcode FdLike} (received ones are `OwnedFd`),
- * `controls` a {@linkcode ControlList}; optional struct fields may be left
- * out.
+ * The JavaScript type of values of an {@linkcode IpaType}, as received
+ * (decoded): integers up to 32 bits and floats are `number`, 64-bit integers
+ * `bigint`, `bytes` a `Uint8Array`, `fd` an {@linkcode OwnedFd} (the receiver
+ * owns it and must close it), `controls` a {@linkcode ControlList}; optional
+ * struct fields may be absent. `Fd` is the type of descriptors:
+ * {@linkcode IpaValueInit} is the same with any {@linkcode FdLike}, for
+ * values being sent.
  */
-export type IpaValue<T> = T extends IpaScalarType<infer K> ? IpaScalarValue<K>
-  : T extends IpaArrayType<infer E> ? IpaValue<E>[]
-  : T extends IpaMapType<infer K, infer V> ? Map<IpaValue<K>, IpaValue<V>>
-  : T extends IpaOptionalType<infer E> ? IpaValue<E> | undefined
+export type IpaValue<T, Fd extends FdLike = OwnedFd> = T extends
+  IpaScalarType<infer K> ? IpaScalarValue<K, Fd>
+  : T extends IpaArrayType<infer E> ? IpaValue<E, Fd>[]
+  : T extends IpaMapType<infer K, infer V>
+    ? Map<IpaValue<K, Fd>, IpaValue<V, Fd>>
+  : T extends IpaOptionalType<infer E> ? IpaValue<E, Fd> | undefined
   : T extends IpaStructType<infer F> ? IpaSimplify<
-      & { [K in IpaRequiredKeys<F>]: IpaValue<F[K]> }
-      & { [K in IpaOptionalKeys<F>]?: IpaValue<F[K]> }
+      & { [K in IpaRequiredKeys<F>]: IpaValue<F[K], Fd> }
+      & { [K in IpaOptionalKeys<F>]?: IpaValue<F[K], Fd> }
     >
   : never;
 
-/** The JavaScript type of a leaf kind. */
-export type IpaScalarValue<K extends IpaScalarKind> = K extends "bool" ? boolean
+/**
+ * The JavaScript type of values of an {@linkcode IpaType} as sent
+ * (encoded): like {@linkcode IpaValue}, but a descriptor may be any
+ * {@linkcode FdLike} (an `OwnedFd` or a plain number), which the sender
+ * keeps.
+ */
+export type IpaValueInit<T> = IpaValue<T, FdLike>;
+
+/** The JavaScript type of a leaf kind (`Fd`: see {@linkcode IpaValue}). */
+export type IpaScalarValue<
+  K extends IpaScalarKind,
+  Fd extends FdLike = OwnedFd,
+> = K extends "bool" ? boolean
   : K extends "u64" | "i64" ? bigint
   : K extends "string" ? string
   : K extends "bytes" ? Uint8Array
-  : K extends "fd" ? FdLike
+  : K extends "fd" ? Fd
   : K extends "controls" ? ControlList
   : number;
 
@@ -274,6 +289,19 @@ export interface IpaMethodSpec {
   readonly result?: IpaType;
 }
 
+/**
+ * When an IPA is running, declared by its interface:
+ * - `{ start, stop }`: the names of two sync methods. The IPA is `stopped`
+ *   until `start` returns successfully, and `stopped` again once `stop`
+ *   returns (even if it failed); async methods are refused and events
+ *   dropped while it is stopped (libcamera's `IPAProxyThread` rule).
+ * - `"always-running"`: the IPA runs from creation to `close()`; every
+ *   method may be called and every event is delivered.
+ */
+export type IpaLifecycle<M extends string = string> =
+  | "always-running"
+  | { readonly start: M; readonly stop: M };
+
 /** What {@linkcode defineIpaInterface} takes. */
 export interface IpaInterfaceSpec {
   /** The interface's name, e.g. `"camera"`. */
@@ -284,6 +312,8 @@ export interface IpaInterfaceSpec {
   readonly methods: Readonly<Record<string, IpaMethodSpec>>;
   /** The events the IPA emits, by name, each with a struct payload. */
   readonly events: Readonly<Record<string, IpaStructType>>;
+  /** Which methods start and stop the IPA, or `"always-running"`. */
+  readonly lifecycle: IpaLifecycle;
 }
 
 /** An interface, with its methods and events numbered for the wire. */
@@ -297,15 +327,152 @@ export type IpaInterface<S extends IpaInterfaceSpec = IpaInterfaceSpec> =
   };
 
 /**
- * Declares an IPA interface. Method and event numbers on the wire follow
- * declaration order.
- *
- * @param spec Name, version, methods and events.
- * @returns The frozen interface.
- * @throws {TypeError} If a name is empty or the version not a positive
- *   integer.
+ * Names a method or event may not have: the members of a proxy (a method
+ * named `close` would hide {@linkcode IpaProxy.close}; one named `then`
+ * would make the proxy look like a Promise), and the events a proxy
+ * dispatches itself.
  *
  * @example
+ * ```ts
+ * import { IPA_RESERVED_NAMES } from "@isola/isola";
+ *
+ * console.log(IPA_RESERVED_NAMES.events); // [ "crash", "error" ]
+ * ```
+ */
+export const IPA_RESERVED_NAMES: Readonly<{
+  methods: readonly string[];
+  events: readonly string[];
+}> = Object.freeze({
+  methods: Object.freeze([
+    "close",
+    "on",
+    "state",
+    "info",
+    "placement",
+    "droppedEvents",
+    "addEventListener",
+    "removeEventListener",
+    "dispatchEvent",
+    "interface",
+    "pid",
+    "connectModule",
+    "warmUp",
+    "warmUpOrClose",
+    "then",
+    "constructor",
+  ]),
+  events: Object.freeze(["crash", "error"]),
+});
+
+/** Deepest nesting of types, as the serializer allows (docs/ipa_wire.md). */
+const MAX_TYPE_DEPTH = 64;
+const SCALAR_KINDS: ReadonlySet<string> = new Set<IpaScalarKind>([
+  "bool",
+  "u8",
+  "u16",
+  "u32",
+  "u64",
+  "i8",
+  "i16",
+  "i32",
+  "i64",
+  "f32",
+  "f64",
+  "string",
+  "bytes",
+  "fd",
+  "controls",
+]);
+const SPEC_KEYS = ["name", "version", "methods", "events", "lifecycle"];
+// An already defined interface may be defined again.
+const DERIVED_KEYS = ["methodNames", "eventNames"];
+const METHOD_KEYS = ["sync", "params", "result"];
+const NAME = /^[A-Za-z_$][\w$]*$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+function checkType(t: unknown, where: string, fail: Fail, depth = 0): void {
+  if (depth > MAX_TYPE_DEPTH) {
+    fail(`${where} nests deeper than ${MAX_TYPE_DEPTH} levels`);
+  }
+  const kind = isObject(t) ? t.kind : undefined;
+  if (typeof kind === "string" && SCALAR_KINDS.has(kind)) return;
+  const x = t as Record<string, unknown>;
+  switch (kind) {
+    case "array":
+      return checkType(x.items, `${where}.items`, fail, depth + 1);
+    case "optional":
+      return checkType(x.inner, `${where}.inner`, fail, depth + 1);
+    case "map":
+      checkType(x.key, `${where}.key`, fail, depth + 1);
+      return checkType(x.value, `${where}.value`, fail, depth + 1);
+    case "struct":
+      if (!isObject(x.fields)) fail(`${where}.fields is not an object`);
+      for (const [f, ft] of Object.entries(x.fields as object)) {
+        checkType(ft, `${where}.fields.${f}`, fail, depth + 1);
+      }
+      return;
+  }
+  fail(`${where} is not an IPA type (build it with T)`);
+}
+
+type Fail = (problem: string) => never;
+
+function checkName(name: string, what: string, fail: Fail): void {
+  if (!NAME.test(name)) {
+    fail(`${what} name ${JSON.stringify(name)} is not an identifier`);
+  }
+}
+
+function checkLifecycle(spec: IpaInterfaceSpec, fail: Fail): void {
+  const lc: unknown = spec.lifecycle;
+  if (lc === "always-running") return;
+  const usage =
+    'give { start: "<sync method>", stop: "<sync method>" } or "always-running"';
+  if (lc === undefined) fail(`lifecycle is missing: ${usage}`);
+  if (!isObject(lc)) {
+    fail(`lifecycle ${JSON.stringify(lc)} is invalid: ${usage}`);
+  }
+  for (const key of Object.keys(lc)) {
+    if (key !== "start" && key !== "stop") {
+      fail(`lifecycle.${key} is unknown: ${usage}`);
+    }
+  }
+  for (const key of ["start", "stop"] as const) {
+    const m = lc[key];
+    if (typeof m !== "string") fail(`lifecycle.${key} is missing: ${usage}`);
+    const def = Object.hasOwn(spec.methods, m) ? spec.methods[m] : undefined;
+    if (def === undefined) {
+      fail(
+        `lifecycle.${key} names ${JSON.stringify(m)}, which is not a method`,
+      );
+    }
+    if (def.sync !== true) {
+      fail(
+        `lifecycle.${key} names ${m}, an async method: the caller must know when it is done, so it must be sync`,
+      );
+    }
+  }
+  if (lc.start === lc.stop) {
+    fail(`lifecycle.start and lifecycle.stop are both ${lc.start}`);
+  }
+}
+
+/**
+ * Declares an IPA interface. Method and event numbers on the wire follow
+ * declaration order. Everything is checked here, once, so that a proxy
+ * made from the interface cannot meet a malformed declaration.
+ *
+ * @param spec Name, version, methods, events and lifecycle.
+ * @returns The frozen interface.
+ * @throws {TypeError} If a name is empty or not an identifier, the version
+ *   not a positive integer, a type not built with {@linkcode T}, an async
+ *   method has a result, a name is reserved ({@linkcode IPA_RESERVED_NAMES}),
+ *   a key is unknown, or the lifecycle is missing, names an unknown or
+ *   async method, or the same method twice.
+ *
+ * @example An IPA with a lifecycle
  * ```ts
  * import { defineIpaInterface, T } from "@isola/isola";
  *
@@ -313,51 +480,143 @@ export type IpaInterface<S extends IpaInterfaceSpec = IpaInterfaceSpec> =
  *   name: "echo",
  *   version: 1,
  *   methods: {
+ *     start: { sync: true, params: T.struct({}) },
+ *     stop: { sync: true, params: T.struct({}) },
  *     echo: { sync: true, params: T.struct({ text: T.string }), result: T.string },
  *     poke: { sync: false, params: T.struct({}) },
  *   },
  *   events: { poked: T.struct({ count: T.u32 }) },
+ *   lifecycle: { start: "start", stop: "stop" },
  * });
- * console.log(Echo.methodNames); // [ "echo", "poke" ]
+ * console.log(Echo.methodNames); // [ "start", "stop", "echo", "poke" ]
+ * ```
+ *
+ * @example An IPA that is always running
+ * ```ts
+ * import { defineIpaInterface, T } from "@isola/isola";
+ *
+ * const Counter = defineIpaInterface({
+ *   name: "counter",
+ *   version: 1,
+ *   methods: { add: { sync: true, params: T.struct({ n: T.u32 }), result: T.u32 } },
+ *   events: {},
+ *   lifecycle: "always-running",
+ * });
+ * console.log(Counter.lifecycle); // "always-running"
  * ```
  */
 export function defineIpaInterface<const S extends IpaInterfaceSpec>(
-  spec: S,
+  spec: S & { readonly lifecycle: IpaLifecycle<keyof S["methods"] & string> },
 ): IpaInterface<S> {
-  if (typeof spec.name !== "string" || spec.name === "") {
-    throw new TypeError("Cannot define IPA interface: empty name");
-  }
-  if (!Number.isInteger(spec.version) || spec.version < 1) {
+  if (!isObject(spec)) {
     throw new TypeError(
-      `Cannot define IPA interface ${spec.name}: version must be a positive integer`,
+      `Cannot define IPA interface: the declaration is ${typeof spec}, not an object`,
     );
   }
-  for (const [m, def] of Object.entries(spec.methods)) {
-    if (def.params?.kind !== "struct") {
-      throw new TypeError(
-        `Cannot define IPA interface ${spec.name}: ${m}'s params must be T.struct(...)`,
-      );
-    }
-    if (!def.sync && def.result !== undefined) {
-      throw new TypeError(
-        `Cannot define IPA interface ${spec.name}: async method ${m} cannot have a result`,
-      );
+  if (typeof spec.name !== "string" || spec.name === "") {
+    throw new TypeError(
+      "Cannot define IPA interface: name must be a non-empty string",
+    );
+  }
+  const fail: Fail = (problem) => {
+    throw new TypeError(`Cannot define IPA interface ${spec.name}: ${problem}`);
+  };
+  for (const key of Object.keys(spec)) {
+    if (!SPEC_KEYS.includes(key) && !DERIVED_KEYS.includes(key)) {
+      fail(`unknown key ${key} (expected ${SPEC_KEYS.join(", ")})`);
     }
   }
+  if (!Number.isInteger(spec.version) || spec.version < 1) {
+    fail("version must be a positive integer");
+  }
+  if (!isObject(spec.methods)) fail("methods must be an object");
+  if (!isObject(spec.events)) fail("events must be an object");
+  for (const [m, def] of Object.entries(spec.methods)) {
+    checkName(m, "method", fail);
+    if (IPA_RESERVED_NAMES.methods.includes(m)) {
+      fail(`method name ${m} is reserved (a member of the proxy)`);
+    }
+    if (!isObject(def)) fail(`method ${m} must be an object`);
+    for (const key of Object.keys(def)) {
+      if (!METHOD_KEYS.includes(key)) {
+        fail(
+          `method ${m} has an unknown key ${key} (expected ${
+            METHOD_KEYS.join(", ")
+          })`,
+        );
+      }
+    }
+    if (typeof def.sync !== "boolean") {
+      fail(`method ${m}'s sync must be true or false`);
+    }
+    if (def.params?.kind !== "struct") {
+      fail(`${m}'s params must be T.struct(...)`);
+    }
+    checkType(def.params, `${m}.params`, fail);
+    if (def.result !== undefined) {
+      if (!def.sync) fail(`async method ${m} cannot have a result`);
+      checkType(def.result, `${m}.result`, fail);
+    }
+  }
+  for (const [e, payload] of Object.entries(spec.events)) {
+    checkName(e, "event", fail);
+    if (IPA_RESERVED_NAMES.events.includes(e)) {
+      fail(`event name ${e} is reserved (the proxy dispatches it)`);
+    }
+    if ((payload as IpaType | undefined)?.kind !== "struct") {
+      fail(`event ${e}'s payload must be T.struct(...)`);
+    }
+    checkType(payload, `events.${e}`, fail);
+  }
+  checkLifecycle(spec, fail);
+  const {
+    methodNames: _m,
+    eventNames: _e,
+    ...own
+  } = spec as S & Partial<IpaInterface>;
   return Object.freeze({
-    ...spec,
+    ...own,
+    lifecycle: typeof spec.lifecycle === "string"
+      ? spec.lifecycle
+      : Object.freeze({ ...spec.lifecycle }),
     methodNames: Object.freeze(Object.keys(spec.methods)),
     eventNames: Object.freeze(Object.keys(spec.events)),
-  }) as IpaInterface<S>;
+  }) as unknown as IpaInterface<S>;
 }
 
-/** The parameters of method `M`. */
+/**
+ * Whether `x` is an interface made by {@linkcode defineIpaInterface} (a
+ * frozen declaration with its numbered method and event names).
+ *
+ * @param x Anything.
+ * @returns Whether it is a defined interface.
+ *
+ * @example
+ * ```ts
+ * import { CameraIpa, isIpaInterface } from "@isola/isola";
+ *
+ * console.log(isIpaInterface(CameraIpa), isIpaInterface({ name: "camera" })); // true false
+ * ```
+ */
+export function isIpaInterface(x: unknown): x is IpaInterface {
+  if (!isObject(x) || !Object.isFrozen(x)) return false;
+  return Array.isArray(x.methodNames) && Array.isArray(x.eventNames) &&
+    (x.lifecycle === "always-running" || isObject(x.lifecycle));
+}
+
+/** The parameters of method `M`, as the IPA receives them. */
 export type IpaParams<
   S extends IpaInterfaceSpec,
   M extends keyof S["methods"],
 > = IpaValue<S["methods"][M]["params"]>;
 
-/** The result of method `M` (`void` without one). */
+/** The parameters of method `M`, as the caller passes them. */
+export type IpaParamsInit<
+  S extends IpaInterfaceSpec,
+  M extends keyof S["methods"],
+> = IpaValueInit<S["methods"][M]["params"]>;
+
+/** The result of method `M` as the caller gets it (`void` without one). */
 export type IpaResult<
   S extends IpaInterfaceSpec,
   M extends keyof S["methods"],
@@ -365,11 +624,25 @@ export type IpaResult<
   ? IpaValue<S["methods"][M]["result"]>
   : void;
 
-/** The payload of event `E`. */
+/** The result of method `M` as the IPA returns it (`void` without one). */
+export type IpaResultInit<
+  S extends IpaInterfaceSpec,
+  M extends keyof S["methods"],
+> = S["methods"][M]["result"] extends IpaType
+  ? IpaValueInit<S["methods"][M]["result"]>
+  : void;
+
+/** The payload of event `E`, as a listener gets it. */
 export type IpaEventPayload<
   S extends IpaInterfaceSpec,
   E extends keyof S["events"],
 > = IpaValue<S["events"][E]>;
+
+/** The payload of event `E`, as the IPA emits it. */
+export type IpaEventPayloadInit<
+  S extends IpaInterfaceSpec,
+  E extends keyof S["events"],
+> = IpaValueInit<S["events"][E]>;
 
 /**
  * The methods as the caller sees them through a proxy: sync methods return
@@ -377,8 +650,8 @@ export type IpaEventPayload<
  */
 export type IpaMethods<S extends IpaInterfaceSpec> = {
   readonly [M in keyof S["methods"]]: S["methods"][M]["sync"] extends true
-    ? IpaMethodFn<IpaParams<S, M>, IpaResult<S, M>>
-    : IpaMethodFn<IpaParams<S, M>, void>;
+    ? IpaMethodFn<IpaParamsInit<S, M>, IpaResult<S, M>>
+    : IpaMethodFn<IpaParamsInit<S, M>, void>;
 };
 
 /** A method taking `P`; `P` may be left out when it has no required field. */
@@ -390,17 +663,18 @@ export type IpaMethodFn<P, R> = Record<never, never> extends P
 export type IpaImplementation<S extends IpaInterfaceSpec> = {
   [M in keyof S["methods"]]: (
     params: IpaParams<S, M>,
-  ) => IpaResult<S, M> | Promise<IpaResult<S, M>>;
+  ) => IpaResultInit<S, M> | Promise<IpaResultInit<S, M>>;
 };
 
 /** What an IPA implementation gets from its host. */
 export interface IpaContext<S extends IpaInterfaceSpec> {
   /**
    * Sends an event to the owner (dropped by the proxy when the IPA is not
-   * running).
+   * running). Descriptors in the payload are handed over: `OwnedFd`s are
+   * closed here once sent.
    */
   emit<E extends keyof S["events"] & string>(
     event: E,
-    payload: IpaEventPayload<S, E>,
+    payload: IpaEventPayloadInit<S, E>,
   ): void;
 }

@@ -96,14 +96,20 @@ export class IpaDecodeError extends Error {
    * @param path Where in the value.
    * @param offset The byte offset at which the problem was found.
    * @param detail What was seen.
+   * @param owner Whose value it is, e.g. `camera.init` (for the message).
    */
   constructor(
     reason: IpaDecodeErrorReason,
     path: string,
     offset: number,
     detail: string,
+    owner?: string,
   ) {
-    super(`Cannot decode ${path}: ${detail} (${reason} at byte ${offset})`);
+    super(
+      `Cannot decode ${path}${
+        ofOwner(owner)
+      }: ${detail} (${reason} at byte ${offset})`,
+    );
     this.name = "IpaDecodeError";
     this.reason = reason;
     this.path = path;
@@ -127,6 +133,16 @@ export interface IpaEncoded {
 const KEYS = Symbol("keys");
 const VALUES = Symbol("values");
 type Segment = string | number | typeof KEYS | typeof VALUES;
+
+// " of camera.init" after a path in a message, when the owner is known.
+function ofOwner(owner: string | undefined): string {
+  return owner === undefined ? "" : ` of ${owner}`;
+}
+
+// "a u32", "an i32", "an f64".
+function aKind(kind: string): string {
+  return `${/^[aeiof]/.test(kind) ? "an" : "a"} ${kind}`;
+}
 
 function formatPath(root: string, segments: readonly Segment[]): string {
   let out = root;
@@ -247,16 +263,20 @@ class Encoder {
   #elements = 0;
   #depth = 0;
   readonly #root: string;
+  readonly #owner: string | undefined;
   readonly #path: Segment[] = [];
 
-  constructor(root: string) {
+  constructor(root: string, owner?: string) {
     this.#root = root;
+    this.#owner = owner;
   }
 
   result(): Uint8Array {
     if (this.#elements > this.#len + ELEMENT_ALLOWANCE) {
       throw new RangeError(
-        `Cannot encode ${this.#root}: ${this.#elements} elements in ${this.#len} bytes exceed the element budget (length + ${ELEMENT_ALLOWANCE})`,
+        `Cannot encode ${this.#root}${
+          ofOwner(this.#owner)
+        }: ${this.#elements} elements in ${this.#len} bytes exceed the element budget (length + ${ELEMENT_ALLOWANCE})`,
       );
     }
     return this.#buf.slice(0, this.#len);
@@ -267,7 +287,9 @@ class Encoder {
     what: string,
   ): never {
     throw new Err(
-      `Cannot encode ${formatPath(this.#root, this.#path)}: ${what}`,
+      `Cannot encode ${formatPath(this.#root, this.#path)}${
+        ofOwner(this.#owner)
+      }: ${what}`,
     );
   }
 
@@ -341,11 +363,11 @@ class Encoder {
 
   #int(kind: keyof typeof INT_RANGES, v: unknown): void {
     if (typeof v !== "number") {
-      this.#fail(TypeError, `${describe(v)} is not a ${kind}`);
+      this.#fail(TypeError, `${describe(v)} is not ${aKind(kind)}`);
     }
     const [min, max] = INT_RANGES[kind];
     if (!Number.isInteger(v) || v < min || v > max) {
-      this.#fail(RangeError, `${describe(v)} is not a ${kind}`);
+      this.#fail(RangeError, `${describe(v)} is not ${aKind(kind)}`);
     }
     const at = this.#reserve(INT_SIZES[kind]);
     const view = this.#view;
@@ -373,12 +395,12 @@ class Encoder {
 
   #big(kind: "u64" | "i64", v: unknown): void {
     if (typeof v !== "bigint") {
-      this.#fail(TypeError, `${describe(v)} is not a ${kind}`);
+      this.#fail(TypeError, `${describe(v)} is not ${aKind(kind)}`);
     }
     const ok = kind === "u64"
       ? v >= 0n && v <= U64_MAX
       : v >= I64_MIN && v <= I64_MAX;
-    if (!ok) this.#fail(RangeError, `${describe(v)} is not a ${kind}`);
+    if (!ok) this.#fail(RangeError, `${describe(v)} is not ${aKind(kind)}`);
     const at = this.#reserve(8);
     if (kind === "u64") this.#view.setBigUint64(at, v, true);
     else this.#view.setBigInt64(at, v, true);
@@ -607,6 +629,8 @@ class Encoder {
  * @param type The type.
  * @param value The value.
  * @param path What to call the value in error messages. Default `"value"`.
+ * @param owner Whose value it is, for error messages (e.g. `camera.init`:
+ *   `Cannot encode params.x of camera.init: ...`).
  * @returns The bytes and the descriptors to send with them.
  * @throws {TypeError} If a part of the value has the wrong JavaScript type,
  *   a required struct field is missing, or an unknown one is present; the
@@ -642,13 +666,14 @@ export function encodeIpa(
   type: IpaType,
   value: unknown,
   path = "value",
+  owner?: string,
 ): IpaEncoded {
   const plan = flatPlan(type);
   if (plan !== null) {
     const flat = encodeFlat(plan, value);
     if (flat !== null) return flat;
   }
-  const enc = new Encoder(path);
+  const enc = new Encoder(path, owner);
   enc.value(type, value);
   return { data: enc.result(), fds: enc.fds };
 }
@@ -663,9 +688,16 @@ class Decoder {
   readonly #budget: number;
   #depth = 0;
   readonly #root: string;
+  readonly #owner: string | undefined;
   readonly #path: Segment[] = [];
 
-  constructor(data: Uint8Array, fds: readonly OwnedFd[], root: string) {
+  constructor(
+    data: Uint8Array,
+    fds: readonly OwnedFd[],
+    root: string,
+    owner?: string,
+  ) {
+    this.#owner = owner;
     this.#data = data;
     this.#view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     this.#fds = fds;
@@ -684,6 +716,7 @@ class Decoder {
       formatPath(this.#root, this.#path),
       offset,
       detail,
+      this.#owner,
     );
   }
 
@@ -971,6 +1004,7 @@ function closeAll(fds: unknown): void {
  * @param fds The descriptors that came with them; on any error all of them
  *   are closed.
  * @param path What to call the value in error messages. Default `"value"`.
+ * @param owner Whose value it is, for error messages (e.g. `camera.init`).
  * @returns The value, typed as `IpaValue<typeof type>` by the caller.
  * @throws {IpaDecodeError} If `data` is not an encoding of `type`, with
  *   `reason` and `path` saying why and where.
@@ -1005,6 +1039,7 @@ export function decodeIpa(
   data: Uint8Array,
   fds: OwnedFd[],
   path = "value",
+  owner?: string,
 ): unknown {
   try {
     if (!(data instanceof Uint8Array)) {
@@ -1022,7 +1057,7 @@ export function decodeIpa(
       const flat = decodeFlat(plan, data, fds);
       if (flat !== null) return flat;
     }
-    const dec = new Decoder(data, fds, path);
+    const dec = new Decoder(data, fds, path, owner);
     const value = dec.value(type);
     dec.finish();
     return value;

@@ -7,13 +7,18 @@ import { eventfd, O } from "../../ffi/spawn.ts";
 import { close, write } from "../../ffi/unistd.ts";
 import {
   CALLER,
+  E_EXIT_SEEN,
   E_EXITED,
   E_FD,
   E_GEN,
+  E_INFLIGHT,
   E_LOCK,
+  E_PAUSED,
   E_PIDFD,
   E_SEQ,
+  E_WINDOW,
   entry,
+  epollTag,
   FREE,
   MAX_PIPES,
   type ReceivedError,
@@ -24,6 +29,7 @@ import {
   TAG_PIDFD,
   TAG_SOCKET,
   TAG_WAKE,
+  UNLIMITED_WINDOW,
 } from "./_receiver_shared.ts";
 
 /** What a pipe hears from the receiver, on the event loop. */
@@ -67,7 +73,14 @@ export class Receiver {
       close(epfd);
       throw new SyscallError(-wake, "eventfd", "Cannot start the IPC receiver");
     }
-    epollCtl(epfd, EPOLL.EPOLL_CTL_ADD, wake, EPOLL.EPOLLIN, 0, TAG_WAKE);
+    epollCtl(
+      epfd,
+      EPOLL.EPOLL_CTL_ADD,
+      wake,
+      EPOLL.EPOLLIN,
+      0,
+      epollTag(TAG_WAKE, 0),
+    );
     this.#epfd = epfd;
     this.#wakeFd = wake;
     const table = new SharedArrayBuffer(TABLE_INTS * 4);
@@ -91,12 +104,18 @@ export class Receiver {
   }
 
   /**
-   * Starts watching socket `fd` (and `pidfd`, or -1) for `client`.
+   * Starts watching socket `fd` (and `pidfd`, or -1) for `client`, reading
+   * at most `window` items ahead of {@linkcode Receiver.release}.
    *
    * @returns The pipe's index.
    * @throws {RangeError} With more than 1023 pipes.
    */
-  add(fd: number, pidfd: number, client: ReceiverClient): number {
+  add(
+    fd: number,
+    pidfd: number,
+    client: ReceiverClient,
+    window: number = UNLIMITED_WINDOW,
+  ): number {
     const idx = this.#free.pop() ?? this.#next++;
     if (idx >= MAX_PIPES) {
       throw new RangeError(
@@ -109,16 +128,21 @@ export class Receiver {
     t[b + E_PIDFD] = pidfd;
     t[b + E_SEQ] = 0;
     t[b + E_EXITED] = 0;
+    t[b + E_INFLIGHT] = 0;
+    t[b + E_WINDOW] = window;
+    t[b + E_PAUSED] = 0;
+    t[b + E_EXIT_SEEN] = 0;
     t[b + E_GEN] = t[b + E_GEN] + 1;
     Atomics.store(t, b + E_LOCK, FREE);
     this.#clients.set(idx, client);
+    const gen = t[b + E_GEN];
     const r = epollCtl(
       this.#epfd,
       EPOLL.EPOLL_CTL_ADD,
       fd,
       EPOLL.EPOLLIN,
       idx,
-      TAG_SOCKET,
+      epollTag(TAG_SOCKET, gen),
     );
     if (r < 0) throw new SyscallError(-r, "epoll_ctl", "Cannot open pipe");
     if (pidfd >= 0) {
@@ -128,7 +152,7 @@ export class Receiver {
         pidfd,
         EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
         idx,
-        TAG_PIDFD,
+        epollTag(TAG_PIDFD, gen),
       );
     }
     return idx;
@@ -170,9 +194,18 @@ export class Receiver {
     return this.#epfd;
   }
 
-  /** Whether the peer's pidfd fired while the caller held pipe `idx`. */
-  exitedWhileHeld(idx: number): boolean {
-    return Atomics.exchange(this.#table, entry(idx) + E_EXITED, 0) !== 0;
+  /**
+   * Ends a hold that the one-crossing call ended itself (it stored the lock
+   * word and put the socket back): an exit the receiver let go meanwhile
+   * fires again, as in {@linkcode Receiver.give}.
+   *
+   * @returns Whether the peer's pidfd fired while the caller held it.
+   */
+  gaveBack(idx: number): boolean {
+    const exited =
+      Atomics.exchange(this.#table, entry(idx) + E_EXITED, 0) !== 0;
+    if (exited) this.#rearmPidfd(idx);
+    return exited;
   }
 
   /**
@@ -184,15 +217,64 @@ export class Receiver {
     const t = this.#table;
     const b = entry(idx);
     Atomics.store(t, b + E_LOCK, FREE);
+    // A paused socket comes back with release(), when its window has room.
+    if (Atomics.load(t, b + E_PAUSED) === 0) this.#watchSocket(idx);
+    const exited = Atomics.exchange(t, b + E_EXITED, 0) !== 0;
+    // The receiver let the one-shot exit event go while the caller held
+    // the socket: fire it again so the end is reported either way.
+    if (exited) this.#rearmPidfd(idx);
+    return exited;
+  }
+
+  /**
+   * Gives back the credit of one item of pipe `idx` the owner has
+   * delivered; at half the window, a paused socket is read again.
+   */
+  release(idx: number, n = 1): void {
+    const t = this.#table;
+    const b = entry(idx);
+    const left = Atomics.sub(t, b + E_INFLIGHT, n) - n;
+    if (
+      left <= t[b + E_WINDOW] >> 1 &&
+      Atomics.load(t, b + E_PAUSED) === 1 &&
+      Atomics.compareExchange(t, b + E_PAUSED, 1, 0) === 1
+    ) {
+      this.#watchSocket(idx);
+      // An exit the receiver saw while paused: fire its one-shot again so
+      // it is reported once the socket is drained.
+      if (Atomics.load(t, b + E_EXIT_SEEN) !== 0) this.#rearmPidfd(idx);
+    }
+  }
+
+  #rearmPidfd(idx: number): void {
+    const b = entry(idx);
+    const pidfd = this.#table[b + E_PIDFD];
+    if (pidfd < 0) return;
+    epollCtl(
+      this.#epfd,
+      EPOLL.EPOLL_CTL_MOD,
+      pidfd,
+      EPOLL.EPOLLIN | EPOLL.EPOLLONESHOT,
+      idx,
+      epollTag(TAG_PIDFD, this.#table[b + E_GEN]),
+    );
+  }
+
+  /** Whether pipe `idx`'s socket is out of the epoll set (window full). */
+  paused(idx: number): boolean {
+    return Atomics.load(this.#table, entry(idx) + E_PAUSED) === 1;
+  }
+
+  #watchSocket(idx: number): void {
+    const b = entry(idx);
     epollCtl(
       this.#epfd,
       EPOLL.EPOLL_CTL_ADD,
-      t[b + E_FD],
+      this.#table[b + E_FD],
       EPOLL.EPOLLIN,
       idx,
-      TAG_SOCKET,
+      epollTag(TAG_SOCKET, this.#table[b + E_GEN]),
     );
-    return Atomics.exchange(t, b + E_EXITED, 0) !== 0;
   }
 
   /** The next sequence number of pipe `idx` (the caller holds it). */
@@ -220,13 +302,15 @@ export class Receiver {
 
   #dispatch(e: ReceiverEvent): void {
     switch (e.type) {
-      case "msg":
-      case "error": {
-        const c = this.#client(e.id, e.gen);
-        if (c) c.onReceived(e);
-        else if (e.type === "msg") { for (const fd of e.fds) close(fd); }
+      case "batch":
+        for (const item of e.items) {
+          const c = this.#client(item.id, item.gen);
+          if (c) c.onReceived(item);
+          else if (item.type === "msg") {
+            for (const fd of item.fds) close(fd);
+          }
+        }
         return;
-      }
       case "hangup":
         this.#client(e.id, e.gen)?.onHangup(e.why);
         return;

@@ -14,20 +14,31 @@ import {
 } from "../ipc/_frame.ts";
 import {
   decodeItem,
+  E_EXIT_SEEN,
   E_EXITED,
   E_FD,
   E_GEN,
+  E_INFLIGHT,
   E_LOCK,
+  E_PAUSED,
   E_PIDFD,
   E_SEQ,
+  E_WINDOW,
   entry,
+  epollTag,
   FREE,
+  MAX_BATCH,
+  type ReceivedError,
+  type ReceivedMessage,
   RECEIVER,
   type ReceiverEvent,
   type ReceiverInit,
   T_STOP,
   TAG_PIDFD,
+  TAG_SOCKET,
   TAG_WAKE,
+  tagIsCurrent,
+  tagKind,
 } from "./_receiver_shared.ts";
 
 declare const self: {
@@ -53,16 +64,44 @@ function run(init: ReceiverInit): void {
     }
   };
 
-  // Reads all that is queued on pipe `idx` (lock held); false at hang-up.
-  const drain = (idx: number): boolean => {
+  // Takes pipe `idx`'s socket out of the epoll set because its window is
+  // full; false if the owner delivered meanwhile (then it stays in).
+  const pause = (b: number, idx: number): boolean => {
+    epollCtl(init.epfd, EPOLL.EPOLL_CTL_DEL, t[b + E_FD], 0, 0, 0);
+    Atomics.store(t, b + E_PAUSED, 1);
+    if (
+      Atomics.load(t, b + E_INFLIGHT) < t[b + E_WINDOW] &&
+      Atomics.compareExchange(t, b + E_PAUSED, 1, 0) === 1
+    ) {
+      epollCtl(
+        init.epfd,
+        EPOLL.EPOLL_CTL_ADD,
+        t[b + E_FD],
+        EPOLL.EPOLLIN,
+        idx,
+        epollTag(TAG_SOCKET, t[b + E_GEN]),
+      );
+      return false;
+    }
+    return true;
+  };
+
+  // Reads what is queued on pipe `idx` (lock held) until the socket is
+  // empty, the peer hung up, or the window is full.
+  const drain = (idx: number): "empty" | "eof" | "paused" => {
     const b = entry(idx);
     const fd = t[b + E_FD];
     const gen = t[b + E_GEN];
     for (;;) {
+      if (
+        Atomics.load(t, b + E_INFLIGHT) >= t[b + E_WINDOW] && pause(b, idx)
+      ) {
+        return "paused";
+      }
       const n = rx.recvmsg(fd, MSG.MSG_DONTWAIT | MSG.MSG_CMSG_CLOEXEC);
       if (n === -E.EINTR) continue;
-      if (n === -E.EAGAIN) return true;
-      if (n < 0 || isEndOfStream(rx, n, fd)) return false;
+      if (n === -E.EAGAIN) return "empty";
+      if (n < 0 || isEndOfStream(rx, n, fd)) return "eof";
       const item = decodeItem(
         rx,
         n,
@@ -71,9 +110,19 @@ function run(init: ReceiverInit): void {
         Atomics.add(t, b + E_SEQ, 1),
         MAX_SIZE,
       );
-      if (item.type === "msg") post(item, [item.buffer]);
-      else post(item);
+      Atomics.add(t, b + E_INFLIGHT, 1);
+      batch.push(item);
+      if (item.type === "msg") transfer.push(item.buffer);
+      if (batch.length >= MAX_BATCH) flush();
     }
+  };
+
+  // Posts what drain() read, in one message.
+  const batch: (ReceivedMessage | ReceivedError)[] = [];
+  const transfer: ArrayBuffer[] = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    post({ type: "batch", items: batch.splice(0) }, transfer.splice(0));
   };
 
   for (;;) {
@@ -85,7 +134,8 @@ function run(init: ReceiverInit): void {
     }
     for (let i = 0; i < n; i++) {
       const idx = events.dataLo(i);
-      const kind = events.dataHi(i);
+      const hi = events.dataHi(i);
+      const kind = tagKind(hi);
       if (kind === TAG_WAKE) {
         read(init.wakeFd, wakeBuf);
         if (Atomics.load(t, T_STOP) !== 0) {
@@ -98,18 +148,35 @@ function run(init: ReceiverInit): void {
       if (Atomics.compareExchange(t, b + E_LOCK, FREE, RECEIVER) !== FREE) {
         // The owner reads it for a sync call (and re-arms it after), or the
         // pipe is being removed. A pidfd event is one-shot: leave a note.
-        if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXITED, 1);
+        if (
+          kind === TAG_PIDFD && tagIsCurrent(hi, Atomics.load(t, b + E_GEN))
+        ) {
+          Atomics.store(t, b + E_EXITED, 1);
+        }
         continue;
       }
-      // Everything the peer sent before it went away is delivered first.
-      const alive = drain(idx);
-      if (!alive || kind === TAG_PIDFD) {
+      // Under the lock the generation is stable: an event of a removed
+      // pipe whose index was reused since epoll_wait returned is dropped.
+      if (!tagIsCurrent(hi, Atomics.load(t, b + E_GEN))) {
+        Atomics.store(t, b + E_LOCK, FREE);
+        Atomics.notify(t, b + E_LOCK);
+        continue;
+      }
+      // Everything the peer sent before it went away is delivered first:
+      // an exit seen while the window is full is reported once drained.
+      if (kind === TAG_PIDFD) Atomics.store(t, b + E_EXIT_SEEN, 1);
+      const state = drain(idx);
+      flush();
+      if (
+        state === "eof" ||
+        (state === "empty" && Atomics.load(t, b + E_EXIT_SEEN) !== 0)
+      ) {
         forget(idx);
         post({
           type: "hangup",
           id: idx,
           gen: t[b + E_GEN],
-          why: alive ? "process" : "socket",
+          why: state === "eof" ? "socket" : "process",
         });
       }
       Atomics.store(t, b + E_LOCK, FREE);

@@ -33,6 +33,7 @@ import {
 import {
   decodeItem,
   MSG_HEADER,
+  OWNER_GEN,
   type ReceivedError,
   type ReceivedMessage,
 } from "./_receiver_shared.ts";
@@ -103,7 +104,14 @@ export function readReply(r: SyncRead): ReceivedMessage | null {
       continue;
     }
     if (n < 0 || isEndOfStream(rx, n, r.fd)) return null;
-    const item = decodeItem(rx, n, r.id, 0, r.nextSeq(), MAX_MESSAGE_SIZE);
+    const item = decodeItem(
+      rx,
+      n,
+      r.id,
+      OWNER_GEN,
+      r.nextSeq(),
+      MAX_MESSAGE_SIZE,
+    );
     if (item.type === "msg" && item.cookie === r.cookie) return item;
     // An event, another call's reply or a bad frame: delivered later, in
     // order.
@@ -181,7 +189,10 @@ export interface FastCall {
   fds: readonly number[];
   deadline: number;
   spin: AdaptiveSpin;
-  /** The receiver's epoll set, and addresses of lock word and counter. */
+  /**
+   * The receiver's epoll set (-1: leave the socket out of it), and
+   * addresses of lock word and counter.
+   */
   epfd: number;
   lock: bigint;
   seq: bigint;
@@ -212,6 +223,7 @@ export function callFast(f: FastPath, c: FastCall): number {
     block.receiver(c.epfd, c.id, c.tag, c.lock, c.seq);
     block.recv(f.rxHdr);
   }
+  block.epoll(c.epfd); // -1 while flow control keeps the socket out
   block.send(f.txHdr);
   let spinUs = c.spin.next();
   if (TRACE_ON) trace("call.send", c.cookie);
@@ -237,7 +249,7 @@ export function callFast(f: FastPath, c: FastCall): number {
       // A dead peer, a failed read, or an empty record (end of stream?):
       // readReply() sorts them out. An empty record took a number.
       if (n === 0 && block.seq >= 0 && !isEndOfStream(rx, n, c.fd)) {
-        c.keep(decodeItem(rx, n, c.id, 0, block.seq, MAX_MESSAGE_SIZE));
+        c.keep(decodeItem(rx, n, c.id, OWNER_GEN, block.seq, MAX_MESSAGE_SIZE));
         continue;
       }
       return FAST.SLOW;
@@ -247,7 +259,7 @@ export function callFast(f: FastPath, c: FastCall): number {
       f.reply = {
         type: "msg",
         id: c.id,
-        gen: 0,
+        gen: OWNER_GEN,
         seq: block.seq,
         cmd: f.rxView.getUint32(HEADER_SIZE, true),
         cookie: c.cookie,
@@ -259,7 +271,14 @@ export function callFast(f: FastPath, c: FastCall): number {
       };
       return FAST.DONE;
     }
-    const item = decodeItem(rx, n, c.id, 0, block.seq, MAX_MESSAGE_SIZE);
+    const item = decodeItem(
+      rx,
+      n,
+      c.id,
+      OWNER_GEN,
+      block.seq,
+      MAX_MESSAGE_SIZE,
+    );
     if (item.type === "msg" && item.cookie === c.cookie) {
       f.reply = item;
       return block.released ? FAST.DONE : FAST.HELD;

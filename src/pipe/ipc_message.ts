@@ -1,9 +1,9 @@
 /**
  * {@linkcode IpcMessage}: the pipe layer's message, a `{ cmd, cookie }`
  * header plus a payload of bytes and descriptors (libcamera's
- * `IPCMessage`). The header belongs to this layer, not to the socket
- * (seed 002's review): it travels as the first 8 bytes of the socket
- * message's data.
+ * `IPCMessage`). The header belongs to this layer, not to the socket (as
+ * libcamera's reviewers asked of IPCUnixSocket): it travels as the first 8
+ * bytes of the socket message's data.
  *
  * @module
  */

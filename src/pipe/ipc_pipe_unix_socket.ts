@@ -23,7 +23,9 @@ import {
   type ProcessStdio,
 } from "../process/process.ts";
 import {
+  DEFAULT_SEND_TIMEOUT,
   DEFAULT_SPIN_US,
+  type IpcPayloadInit,
   IpcUnixSocket,
   MAX_FDS_PER_MESSAGE,
 } from "../ipc/ipc_unix_socket.ts";
@@ -56,13 +58,40 @@ import {
   type SyncRead,
 } from "./_sync_reader.ts";
 import { AdaptiveSpin } from "./_adaptive_spin.ts";
-import { E_LOCK, E_SEQ, entry, TAG_SOCKET } from "./_receiver_shared.ts";
+import {
+  E_GEN,
+  E_LOCK,
+  E_SEQ,
+  entry,
+  epollTag,
+  TAG_SOCKET,
+} from "./_receiver_shared.ts";
+import { SendQueue } from "./_send_queue.ts";
 import { PipeLife } from "./_pipe_life.ts";
 import { Receiver } from "./_receiver.ts";
-import type { ReceivedError, ReceivedMessage } from "./_receiver_shared.ts";
+import {
+  OWNER_GEN,
+  type ReceivedError,
+  type ReceivedMessage,
+  UNLIMITED_WINDOW,
+} from "./_receiver_shared.ts";
 
 /** Default deadline of a call: 2 s, the upper end of libcamera's. */
 export const DEFAULT_CALL_TIMEOUT = 2000;
+
+/**
+ * Default receive window of a pipe: how many messages from the worker the
+ * receiver Worker reads ahead of their delivery on this thread's event
+ * loop (see {@linkcode IpcPipeOptions.receiveWindow}).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RECEIVE_WINDOW } from "@isola/isola";
+ *
+ * console.log(DEFAULT_RECEIVE_WINDOW); // 128
+ * ```
+ */
+export const DEFAULT_RECEIVE_WINDOW = 128;
 
 /** Options of {@linkcode IpcPipeUnixSocket}. */
 export interface IpcPipeOptions {
@@ -93,6 +122,21 @@ export interface IpcPipeOptions {
    * A reply within the window costs no wake-up of the caller's thread.
    */
   spin?: number;
+  /**
+   * Deadline of a {@linkcode IpcPipeUnixSocket.sendAsync} while the worker
+   * does not read (its socket full), ms. Default 2000.
+   */
+  sendTimeout?: number;
+  /**
+   * Flow control: the most messages from the worker (events, replies to
+   * Promise calls) read but not yet delivered on this thread. At the limit
+   * the receiver stops reading the worker's socket until half of them are
+   * delivered, so the socket's kernel buffer fills and the worker's own
+   * sends block, then fail with a timeout: memory and the event-loop
+   * backlog stay bounded however fast the worker sends. Default
+   * {@linkcode DEFAULT_RECEIVE_WINDOW}; `Infinity` turns flow control off.
+   */
+  receiveWindow?: number;
 }
 
 /** Options of one call. */
@@ -108,6 +152,8 @@ type Received = ReceivedMessage | ReceivedError;
 const EMPTY = new Uint8Array(0);
 const NO_FDS: readonly number[] = Object.freeze([]);
 const INT32_BYTES = 4;
+/** The block's epfd for "leave the epoll set alone". */
+const NO_EPOLL = -1;
 
 /** Grace before each escalation when closing, ms (see close()). */
 const DEFAULT_CLOSE_GRACE = 1000;
@@ -122,26 +168,39 @@ const DEFAULT_CLOSE_GRACE = 1000;
  *   (one per thread, shared by all pipes, which reads everything else) and
  *   reads its reply itself, one reader at a time (docs/pipe.md). The event
  *   loop is not re-entered, so nothing runs and nothing nests while it
- *   waits (the hang of libcamera's nested sendSync, seed 000).
+ *   waits (libcamera's nested sendSync() waits hang a camera thread). Its
+ *   deadline bounds the whole call, the send included.
  * - {@linkcode IpcPipeUnixSocket.call} is the same as a Promise; many may
- *   be outstanding.
+ *   be outstanding. It never blocks the thread: on a full socket the call
+ *   is queued and written when the worker reads again.
  * - {@linkcode IpcPipeUnixSocket.sendAsync} sends without reply.
  * - Messages the worker sends on its own arrive as `recv` events, in
  *   order, on this thread's event loop (after a sendSync() returns, if they
- *   came while it waited).
+ *   came while it waited). At most `receiveWindow` of them wait for
+ *   delivery; beyond that the worker's own sends block (flow control).
  * - If the worker exits or closes its end, pending and later calls fail at
  *   once with {@linkcode IpcPeerGoneError}, which carries the exit report.
  *
- * @example A Deno worker program
- * ```ts ignore
- * import { IpcPipeUnixSocket } from "@isola/isola";
+ * @example A Deno worker program (`examples/echo_worker.ts` answers each
+ * call with its bytes reversed)
+ * ```ts
+ * import { denoWorkerCommand, IpcPipeUnixSocket } from "@isola/isola";
  *
- * await using pipe = new IpcPipeUnixSocket(Deno.execPath(), {
- *   args: ["run", "--allow-ffi", "--allow-read", "worker.ts"],
+ * // The worker is named relative to this module, not to the cwd: an
+ * // isolated child starts in its jail's `/`.
+ * const worker = new URL("../../examples/echo_worker.ts", import.meta.url);
+ * const cmd = await denoWorkerCommand(worker, { flags: ["--allow-ffi"] });
+ * await using pipe = new IpcPipeUnixSocket(cmd.path, {
+ *   args: cmd.args,
+ *   env: cmd.env,
  *   isolate: true,
  * });
  * pipe.addEventListener("recv", (e) => console.log("event", e.message.cmd));
- * using reply = pipe.sendSync({ cmd: 1, data: new Uint8Array([42]) });
+ * using reply = pipe.sendSync(
+ *   { cmd: 1, data: new Uint8Array([1, 2]) },
+ *   { timeout: 5000 }, // the first call waits for Deno to start
+ * );
+ * console.log(reply.data); // Uint8Array(2) [ 2, 1 ]
  * ```
  */
 export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
@@ -153,6 +212,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   readonly #id: number;
   readonly #timeout: number;
   readonly #spin: number;
+  readonly #sendTimeout: number;
+  readonly #queue: SendQueue;
   readonly #pending = new PendingCalls();
   readonly #delivery = new OrderedDelivery<Received>((item) =>
     this.#deliver(item)
@@ -164,6 +225,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   readonly #fastCall: FastCall;
   #nextCookie = 1;
   #lateReplies = 0;
+  #credits = 0; // delivered items not yet given back to the receiver
+  #creditTimer?: ReturnType<typeof setTimeout>;
   #closed?: Promise<void>;
 
   /**
@@ -184,6 +247,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     super();
     this.#timeout = checkTimeout(options.timeout, DEFAULT_CALL_TIMEOUT);
     this.#spin = checkTimeout(options.spin, DEFAULT_SPIN_US);
+    this.#sendTimeout = checkTimeout(options.sendTimeout, DEFAULT_SEND_TIMEOUT);
+    const window = checkWindow(options.receiveWindow);
     if (path instanceof IpcUnixSocket) {
       if (path.state !== "open") {
         throw new TypeError(`Cannot connect pipe: the socket is ${path.state}`);
@@ -216,6 +281,11 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       this.#pidfd = this.#process.dupPidfd();
     }
     this.#life = new PipeLife(this.#process);
+    this.#queue = new SendQueue(this.#sock, {
+      wants: (cookie) => this.#pending.has(cookie),
+      failed: (cookie, e) => this.#pending.take(cookie)?.reject(e),
+      gone: () => this.#markGone(),
+    });
     this.#receiver = Receiver.acquire();
     this.#id = this.#receiver.add(this.#sock.fd, this.#pidfd?.fd ?? -1, {
       onReceived: (item) => {
@@ -223,7 +293,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
         this.#delivery.flush();
       },
       onHangup: () => this.#markGone(),
-    });
+    }, window);
     this.#fast = fastSyncPath();
     const table = this.#receiver.table;
     const at = (field: number) =>
@@ -247,7 +317,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       epfd: this.#receiver.epfd,
       lock: at(E_LOCK),
       seq: at(E_SEQ),
-      tag: TAG_SOCKET,
+      tag: epollTag(TAG_SOCKET, table[entry(this.#id) + E_GEN]),
       keep: (item) => this.#delivery.hold(item.seq, item),
     };
   }
@@ -282,20 +352,47 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     return c;
   }
 
-  #send(init: IpcMessageInit, cookie: number, action: string): void {
+  #encode(init: IpcMessageInit, cookie: number, action: string) {
     const msg = new IpcMessage(init, cookie);
     if (msg.cmd === IPC_ERROR_CMD) {
       throw new RangeError(`${action}: cmd ${IPC_ERROR_CMD} is reserved`);
     }
+    return encodeMessage(msg.cmd, cookie, msg.data, msg.fds);
+  }
+
+  /**
+   * Sends on this thread, after the calls queued before it, blocking
+   * until `deadline` at most.
+   *
+   * @throws {IpcTimeoutError} The worker did not read in time.
+   * @throws {IpcPeerGoneError} The send met the hang-up.
+   */
+  #sendBlocking(
+    payload: IpcPayloadInit,
+    deadline: number,
+    timeout: number,
+    action: string,
+  ): void {
     try {
-      this.#sock.send(encodeMessage(msg.cmd, cookie, msg.data, msg.fds));
-    } catch (e) {
-      if (e instanceof IpcClosedError) {
-        this.#markGone();
-        throw new IpcPeerGoneError(action, this.#life.exit);
+      if (this.#queue.flushSync(deadline)) {
+        const remaining = Math.max(0, deadline - performance.now());
+        this.#sock.send(payload, { timeout: remaining });
+        return;
       }
-      throw e;
+    } catch (e) {
+      if (!(e instanceof IpcTimeoutError)) throw this.#sendError(e, action);
     }
+    throw new IpcTimeoutError(
+      `${action}: the worker has not read for ${timeout} ms (socket full)`,
+      timeout,
+    );
+  }
+
+  // A send that met the hang-up: the pipe is gone.
+  #sendError(e: unknown, action: string): unknown {
+    if (!(e instanceof IpcClosedError)) return e;
+    this.#markGone();
+    return new IpcPeerGoneError(action, this.#life.exit);
   }
 
   /**
@@ -318,9 +415,11 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       : checkTimeout(options.timeout, this.#timeout);
     const fast = this.#fast;
     const data = msg.data;
+    // Calls queued by call() on a full socket go first (the slow path sends
+    // after them, within this call's deadline).
     if (
-      fast === null || !Number.isInteger(cmd) || cmd < 0 ||
-      cmd >= IPC_ERROR_CMD || (data !== undefined &&
+      fast === null || this.#queue.length > 0 || !Number.isInteger(cmd) ||
+      cmd < 0 || cmd >= IPC_ERROR_CMD || (data !== undefined &&
         (!(data instanceof Uint8Array) || data.length > FAST_DATA_MAX)) ||
       (msg.fds !== undefined && msg.fds.length > MAX_FDS_PER_MESSAGE)
     ) {
@@ -335,16 +434,20 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     call.fds = msg.fds === undefined || msg.fds.length === 0
       ? NO_FDS
       : msg.fds.map((fd) => fdNumber(fd, `Cannot call ${cmd}`));
+    // The deadline bounds the whole call, the send included.
     call.deadline = performance.now() + timeout;
     // Only this thread reads the socket until the stub gives it back.
     receiver.lock(this.#id);
+    // A socket paused by flow control is out of the epoll set and stays
+    // out until release() (the receiver cannot pause it while we hold it).
+    call.epfd = receiver.paused(this.#id) ? NO_EPOLL : receiver.epfd;
     let held = true;
     let peerExited = false;
     try {
       let r = callFast(fast, call);
       if (r === FAST.DONE) {
         held = false;
-        peerExited = receiver.exitedWhileHeld(this.#id);
+        peerExited = receiver.gaveBack(this.#id);
         const reply = fast.reply!;
         fast.reply = null;
         this.#delivery.gap(reply.seq);
@@ -354,14 +457,24 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
         receiver.take(this.#id);
         r = FAST.SLOW;
       }
-      if (r === FAST.UNSENT) this.#send(msg, cookie, `Cannot call ${cmd}`);
+      const action = `Cannot call ${cmd}`;
+      if (r === FAST.UNSENT) {
+        // A full socket (or a hang-up): send as the slow path does, until
+        // the same deadline.
+        this.#sendBlocking(
+          this.#encode(msg, cookie, action),
+          call.deadline,
+          timeout,
+          action,
+        );
+      }
       let reply: ReceivedMessage | null;
       if (r === FAST.HELD) {
         reply = fast.reply;
         fast.reply = null;
       } else {
         reply = readReply(
-          this.#syncRead(cookie, call.deadline, timeout, `Cannot call ${cmd}`),
+          this.#syncRead(cookie, call.deadline, timeout, action),
         );
       }
       if (reply !== null) {
@@ -408,16 +521,20 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   /** sendSync() without the one-crossing stub (or for what it cannot send). */
   #sendSyncSlow(msg: IpcMessageInit, cmd: number, timeout: number): IpcMessage {
     const action = `Cannot call ${cmd}`;
+    this.#life.checkSync(action);
+    const deadline = performance.now() + timeout;
     const cookie = this.#cookie();
+    const payload = this.#encode(msg, cookie, action);
     const receiver = this.#receiver;
     // Take the socket from the receiver Worker: this thread reads the reply
     // itself (no thread hand-off), and only it reads until give().
     receiver.take(this.#id);
     let peerExited = false;
     try {
-      this.#send(msg, cookie, action);
+      // The deadline bounds the whole call, the send included.
+      this.#sendBlocking(payload, deadline, timeout, action);
       const reply = readReply(
-        this.#syncRead(cookie, performance.now() + timeout, timeout, action),
+        this.#syncRead(cookie, deadline, timeout, action),
       );
       if (reply !== null) {
         this.#delivery.gap(reply.seq);
@@ -459,24 +576,43 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       options.signal?.throwIfAborted();
       const timeout = checkTimeout(options.timeout, this.#timeout);
       const cookie = this.#cookie();
+      const payload = this.#encode(msg, cookie, action);
       const reply = this.#pending.add(cookie, cmd, {
         timeout,
         signal: options.signal,
         onTimeout: () =>
           new IpcTimeoutError(
-            `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
+            this.#queue.has(cookie)
+              ? `${action}: not sent within ${timeout} ms (the worker does not read)`
+              : `${action}: no reply to cookie ${cookie} within ${timeout} ms`,
             timeout,
           ),
       });
       try {
-        this.#send(msg, cookie, action);
+        // Never block this thread: a full socket queues the call.
+        if (this.#queue.length > 0 || !this.#trySend(payload)) {
+          this.#queue.push(cookie, payload);
+        }
       } catch (e) {
         this.#pending.take(cookie);
-        throw e;
+        throw this.#sendError(e, action);
       }
       return reply;
     } catch (e) {
-      return Promise.reject(e);
+      // A send that met the hang-up fails with the exit report, as the
+      // pending calls do.
+      return this.#life.goneLater(action) ?? Promise.reject(e);
+    }
+  }
+
+  // One non-blocking send; false if the socket is full.
+  #trySend(payload: IpcPayloadInit): boolean {
+    try {
+      this.#sock.send(payload, { timeout: 0 });
+      return true;
+    } catch (e) {
+      if (e instanceof IpcTimeoutError) return false;
+      throw e;
     }
   }
 
@@ -484,14 +620,28 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * Sends a message without reply. Thrown errors are the only failures:
    * nothing is dropped silently.
    *
+   * Blocks this thread while the worker's socket is full, up to the
+   * pipe's `sendTimeout`; like the blocking calls, it waits briefly for the
+   * exit report of a worker that just died.
+   *
    * @param msg Command, bytes, descriptors.
    * @throws {IpcPeerGoneError} The worker is gone.
    * @throws {IpcTimeoutError} The worker does not read (socket full).
    */
   sendAsync(msg: IpcMessageInit): void {
     const action = `Cannot send ${msg.cmd ?? 0}`;
-    this.#life.check(action);
-    this.#send(msg, 0, action);
+    this.#life.checkSync(action);
+    const payload = this.#encode(msg, 0, action);
+    const timeout = this.#sendTimeout;
+    try {
+      this.#sendBlocking(payload, performance.now() + timeout, timeout, action);
+    } catch (e) {
+      // The send met the hang-up before the exit was reaped.
+      if (e instanceof IpcPeerGoneError && e.exit === null) {
+        throw this.#life.goneSync(action);
+      }
+      throw e;
+    }
   }
 
   /** The reply to a call of `cmd`, or the worker's error as a throw. */
@@ -507,6 +657,38 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   }
 
   #deliver(item: Received): void {
+    try {
+      this.#dispatchItem(item);
+    } finally {
+      if (item.gen !== OWNER_GEN) this.#credit();
+    }
+  }
+
+  // Gives the receiver back the credit of a delivered item (flow control).
+  // While it reads, at once; once it has paused (this thread fell a whole
+  // window behind), from a timer: the event loop then passes its timers
+  // phase before the receiver reads more, so a flood cannot keep the loop
+  // from its timers.
+  #credit(): void {
+    this.#credits++;
+    if (this.#creditTimer !== undefined) return;
+    if (!this.#receiver.paused(this.#id)) return this.#giveCredits();
+    this.#creditTimer = setTimeout(() => {
+      this.#creditTimer = undefined;
+      this.#giveCredits();
+    }, 0);
+  }
+
+  #giveCredits(): void {
+    const n = this.#credits;
+    this.#credits = 0;
+    const state = this.#life.state;
+    if (state === "open" || state === "gone") {
+      this.#receiver.release(this.#id, n);
+    }
+  }
+
+  #dispatchItem(item: Received): void {
     if (item.type === "error") {
       this.dispatchEvent(
         new IpcPipeErrorEvent(new IpcProtocolError(item.reason, item.detail)),
@@ -541,6 +723,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       this.#pending.failAll((call) =>
         new IpcPeerGoneError(`Cannot call ${call.cmd}`, exit)
       );
+      this.#queue.drop();
       this.dispatchEvent(new IpcPipeDisconnectEvent(exit));
     });
   }
@@ -557,6 +740,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     this.#closed ??= (async () => {
       this.#life.closing();
       this.#receiver.remove(this.#id);
+      await this.#queue.stop();
       this.#sock.close();
       this.#pidfd?.close();
       this.#delivery.clear((item) => {
@@ -574,4 +758,16 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The receive window option, validated (the table holds an int32). */
+function checkWindow(w: number | undefined): number {
+  const v = w ?? DEFAULT_RECEIVE_WINDOW;
+  if (v === Infinity) return UNLIMITED_WINDOW;
+  if (!Number.isInteger(v) || v < 1 || v >= UNLIMITED_WINDOW) {
+    throw new RangeError(
+      `Invalid receiveWindow: ${v} (must be an integer >= 1, or Infinity)`,
+    );
+  }
+  return v;
 }

@@ -12,7 +12,11 @@ import {
   type IpcMessageInit,
 } from "./ipc_message.ts";
 import { encodeErrorReply } from "./ipc_call_error.ts";
-import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
+import {
+  DEFAULT_SPIN_US,
+  type IpcSendOptions,
+  IpcUnixSocket,
+} from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 import { E, SyscallError } from "../../ffi/errno.ts";
 import { SYNC_STEP } from "../../ffi/sync_call.ts";
@@ -86,16 +90,22 @@ export interface IpcPipeWorkerHandlers {
  * arrival order (a handler may be async). Its loop sleeps in the kernel
  * when idle.
  *
- * @example A worker program
- * ```ts ignore
- * import { IpcPipeWorker } from "@isola/isola";
+ * @example Serving a pipe (a worker program does the same with `fromArgs()`)
+ * ```ts
+ * import { IpcPipeUnixSocket, IpcPipeWorker, IpcUnixSocket } from "@isola/isola";
  *
- * const worker = IpcPipeWorker.fromArgs();
- * await worker.serve({
+ * const sock = new IpcUnixSocket();
+ * const worker = new IpcPipeWorker(sock.create());
+ * const served = worker.serve({
  *   onCall(msg) {
- *     return { cmd: msg.cmd, data: msg.data.slice().reverse() };
+ *     return { cmd: msg.cmd, data: msg.data.toReversed() };
  *   },
- * }); // returns when the parent closes the pipe
+ * }); // settles when the parent closes the pipe
+ * const pipe = new IpcPipeUnixSocket(sock);
+ * using reply = await pipe.call({ cmd: 1, data: new Uint8Array([1, 2]) });
+ * console.log(reply.data); // Uint8Array(2) [ 2, 1 ]
+ * await pipe.close();
+ * await served;
  * ```
  */
 export class IpcPipeWorker implements Disposable {
@@ -134,15 +144,20 @@ export class IpcPipeWorker implements Disposable {
   }
 
   /**
-   * Sends an event (cookie 0) to the parent.
+   * Sends an event (cookie 0) to the parent. While the parent does not
+   * take its events (its pipe's receive window is full, see
+   * `IpcPipeOptions.receiveWindow`), the socket fills and this blocks the
+   * worker's thread, up to `options.timeout` (default 2 s).
    *
    * @param msg Command, bytes, descriptors.
+   * @param options The send deadline.
    * @throws {IpcClosedError} The parent is gone.
+   * @throws {IpcTimeoutError} The parent did not take events in time.
    */
-  emit(msg: IpcMessageInit): void {
+  emit(msg: IpcMessageInit, options: IpcSendOptions = {}): void {
     this.#flushHeld();
     const m = new IpcMessage(msg);
-    this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds));
+    this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds), options);
   }
 
   /**

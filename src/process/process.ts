@@ -2,22 +2,16 @@
  * {@linkcode Process}: start a program in a child process that never runs
  * JavaScript, keep chosen descriptors open in it at the same numbers,
  * isolate it with namespaces, learn how it ended through its pidfd, and
- * kill it without ever signalling a recycled pid (libcamera's `Process`
- * after seed `004_…`, without its weaknesses).
+ * kill it without ever signalling a recycled pid (libcamera's pidfd-based
+ * `Process`, without its weaknesses).
  *
  * @module
  */
-import { E, errnoName, SyscallError } from "../../ffi/errno.ts";
-import {
-  ChildOps,
-  clone3Available,
-  type Clone3Result,
-  clone3Spawn,
-} from "../../ffi/clone3_trampoline.ts";
+import { E, SyscallError } from "../../ffi/errno.ts";
+import { type ChildOps, clone3Available } from "../../ffi/clone3_trampoline.ts";
 import {
   access,
   CLD,
-  CLONE,
   cString,
   cStringArray,
   environPointer,
@@ -34,19 +28,30 @@ import {
 } from "../../ffi/spawn.ts";
 import { type SignalName, signalName, signalNumber } from "../../ffi/signal.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
-import {
-  handledRights,
-  LANDLOCK_FS,
-  landlockAbi,
-  landlockRuleset,
-  SYS_LANDLOCK,
-} from "../../ffi/landlock.ts";
 import { close as closeFd, F, fcntl, read } from "../../ffi/unistd.ts";
 import { type FdLike, fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import { unwatch, watch } from "./_pidfd_watcher.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
 import { settleWithin } from "../common/_timeout.ts";
+import {
+  ISOLATION_LAYERS,
+  type ProcessIsolation,
+  type ProcessIsolationReport,
+  resolveIsolation,
+} from "./isolation.ts";
+import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
+import { Clone3UnavailableError, startJailed } from "./_clone3_executor.ts";
+import { denoChildPaths, isThisDeno } from "./_deno_paths.ts";
 
+export {
+  ISOLATION_LAYERS,
+  type IsolationLayer,
+  type ProcessFilesystem,
+  type ProcessIsolation,
+  type ProcessIsolationReport,
+  type ProcessLimits,
+} from "./isolation.ts";
+export { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 export type { SignalName } from "../../ffi/signal.ts";
 
 /** How many bytes of a captured stderr the exit report keeps: 64 KiB. */
@@ -96,50 +101,6 @@ export type ProcessStdio = "null" | "inherit" | FdLike;
  */
 export type ProcessStderr = ProcessStdio | "capture";
 
-/** Isolation layers; each defaults to on when the object is given. */
-export interface ProcessIsolation {
-  /**
-   * A new user namespace (`CLONE_NEWUSER`): the child has no capability
-   * outside it and appears as `nobody`; file access is still checked
-   * against the parent's real uid (see docs/security.md).
-   */
-  userNamespace?: boolean;
-  /**
-   * A new PID namespace (`CLONE_NEWPID`): the child is pid 1 of its own
-   * namespace and cannot address, so cannot signal, any process outside
-   * it; its descendants die with it. As an init process it ignores signals
-   * it has no handler for, except SIGKILL/SIGSTOP from outside, so
-   * `terminate()` ends it with SIGKILL after the grace period.
-   */
-  pidNamespace?: boolean;
-  /**
-   * A new network namespace (`CLONE_NEWNET`): only a loopback device that
-   * is down; no way to reach the parent's sockets by address.
-   */
-  networkNamespace?: boolean;
-  /**
-   * The signal the child gets when the thread that started it dies
-   * (`PR_SET_PDEATHSIG`); `null` for none. Default `"SIGKILL"`.
-   */
-  parentDeathSignal?: SignalName | null;
-  /** `PR_SET_NO_NEW_PRIVS`: execve never grants privileges (setuid). */
-  noNewPrivileges?: boolean;
-  /**
-   * Restrict file access with Landlock (Linux 5.13+; implies
-   * `noNewPrivileges`): the child may read and execute only beneath the
-   * `read` paths, and do anything only beneath the `write` paths; every
-   * other file access fails with `EACCES`. Not given: no restriction (the
-   * child keeps the parent's uid for file access). Paths that do not exist
-   * are skipped. The program itself and its libraries must be readable.
-   */
-  filesystem?: {
-    /** Paths (files or directories) the child may read and execute. */
-    read?: readonly string[];
-    /** Paths beneath which the child may also write, create and remove. */
-    write?: readonly string[];
-  };
-}
-
 /** How the child was started. */
 export type ProcessSpawnPath = "clone3" | "pidfd_spawn" | "posix_spawn";
 
@@ -185,24 +146,6 @@ export interface ProcessOptions {
   spawnPath?: "auto" | "clone3" | "posix_spawn";
 }
 
-/** Which isolation layers took effect for a child. */
-export interface ProcessIsolationReport {
-  /** In a new user namespace. */
-  userNamespace: boolean;
-  /** In a new network namespace. */
-  networkNamespace: boolean;
-  /** In a new PID namespace. */
-  pidNamespace: boolean;
-  /** File access restricted by Landlock. */
-  filesystem: boolean;
-  /** Signal handlers reset before the child ran (`CLONE_CLEAR_SIGHAND`). */
-  clearSignalHandlers: boolean;
-  /** The parent-death signal set, or null. */
-  parentDeathSignal: string | null;
-  /** `no_new_privs` set. */
-  noNewPrivileges: boolean;
-}
-
 /** What {@linkcode Process.describe} reports. */
 export interface ProcessDescription {
   /** The child's pid (informative only: signal it through the Process). */
@@ -217,98 +160,6 @@ export interface ProcessDescription {
   isolation: ProcessIsolationReport;
   /** Requested layers that did not take effect, each with the reason. */
   notApplied: string[];
-}
-
-/**
- * Starting a child failed with an errno: the program is missing
- * (`ENOENT`) or not executable (`EACCES`), a descriptor could not be set
- * up, or clone3 failed. Nothing is left running.
- *
- * @example Catching a missing program
- * ```ts
- * import { Process, ProcessSpawnError } from "@isola/isola";
- *
- * try {
- *   Process.spawn("/nonexistent/program");
- * } catch (e) {
- *   if (e instanceof ProcessSpawnError) console.log(e.code, e.step); // ENOENT execve
- * }
- * ```
- */
-export class ProcessSpawnError extends SyscallError {
-  /** The program. */
-  readonly path: string;
-  /** The step that failed in the child, e.g. `"execve"`, `"chdir"`. */
-  readonly step: string;
-
-  /**
-   * Builds the error.
-   *
-   * @param errnoValue The errno.
-   * @param step The failing call.
-   * @param path The program.
-   */
-  constructor(errnoValue: number, step: string, path: string) {
-    super(errnoValue, step, `Cannot spawn process ${path}`);
-    this.name = "ProcessSpawnError";
-    this.path = path;
-    this.step = step;
-  }
-}
-
-/** An isolation layer that may be unavailable. */
-export type IsolationLayer =
-  | "user namespace"
-  | "network namespace"
-  | "pid namespace"
-  | "filesystem"
-  | "parent-death signal"
-  | "no_new_privs";
-
-/**
- * A requested isolation layer cannot take effect: the kernel refused a
- * namespace (sysctl `user.max_user_namespaces`,
- * `kernel.unprivileged_userns_clone`, AppArmor's
- * `kernel.apparmor_restrict_unprivileged_userns`, nesting limits), or the
- * platform has no clone3 path. Pass `allowUnisolated: true` to run anyway.
- *
- * @example
- * ```ts
- * import { ProcessIsolationError } from "@isola/isola";
- *
- * const e = new ProcessIsolationError(["user namespace"], "refused (EPERM)");
- * console.log(e.layers); // [ "user namespace" ]
- * ```
- */
-export class ProcessIsolationError extends Error {
-  /** The layers that are unavailable. */
-  readonly layers: IsolationLayer[];
-  /** The errno the kernel returned, if it refused. */
-  readonly errno?: number;
-
-  /**
-   * Builds the error.
-   *
-   * @param layers The unavailable layers.
-   * @param why Why.
-   * @param options `cause`: the {@linkcode SyscallError} from clone3.
-   */
-  constructor(
-    layers: IsolationLayer[],
-    why: string,
-    options?: ErrorOptions,
-  ) {
-    super(
-      `Cannot spawn isolated process: ${layers.join(", ")} ${why}` +
-        " (pass allowUnisolated: true to run without it)",
-      options,
-    );
-    this.name = "ProcessIsolationError";
-    this.layers = layers;
-    if (options?.cause instanceof SyscallError) {
-      this.errno = options.cause.errno;
-    }
-  }
 }
 
 /** The `exit` event: the child ended and was reaped. */
@@ -341,60 +192,54 @@ export interface ProcessTerminateOptions {
 
 type State = "new" | "running" | "exited";
 
-// What clone3 returns when a namespace is refused: EPERM (sysctl, AppArmor,
-// seccomp), ENOSPC (user.max_*_namespaces), EUSERS (nesting depth), EINVAL.
-const NAMESPACE_ERRNOS = new Set([E.EPERM, E.EACCES, E.EINVAL, 28, 87]);
+/** Every option of {@linkcode ProcessOptions} and the type it must have. */
+const OPTION_TYPES: Readonly<Record<keyof ProcessOptions, string>> = {
+  args: "array",
+  env: "object",
+  clearEnv: "boolean",
+  cwd: "string",
+  keepFds: "array",
+  stdin: "any",
+  stdout: "any",
+  stderr: "any",
+  isolate: "any",
+  allowUnisolated: "boolean",
+  logFile: "string",
+  spawnPath: "string",
+};
 
-interface Isolation {
-  user: boolean;
-  net: boolean;
-  pid: boolean;
-  fs: { read: readonly string[]; write: readonly string[] } | null;
-  pdeathsig: number | null;
-  nnp: boolean;
-}
-
-function resolveIsolation(iso: ProcessOptions["isolate"]): Isolation {
-  if (iso === undefined || iso === false) {
-    return {
-      user: false,
-      net: false,
-      pid: false,
-      fs: null,
-      pdeathsig: null,
-      nnp: false,
-    };
+/** TypeError naming the option for a wrong type or an unknown option. */
+function checkOptions(options: unknown): void {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
+    throw new TypeError(
+      `Cannot start process: options must be an object (arguments go in options.args), got ${
+        Array.isArray(options) ? "an array" : String(options)
+      }`,
+    );
   }
-  if (iso === true) {
-    return {
-      user: true,
-      net: true,
-      pid: true,
-      fs: null,
-      pdeathsig: 9,
-      nnp: true,
-    };
+  for (const [key, value] of Object.entries(options)) {
+    const want = (OPTION_TYPES as Record<string, string>)[key];
+    if (want === undefined) {
+      throw new TypeError(`Cannot start process: unknown option "${key}"`);
+    }
+    if (value === undefined || want === "any") continue;
+    const ok = want === "array"
+      ? Array.isArray(value)
+      : want === "object"
+      ? typeof value === "object" && value !== null && !Array.isArray(value)
+      : want === "string"
+      ? typeof value === "string"
+      : typeof value === "boolean";
+    if (!ok) {
+      throw new TypeError(
+        `Invalid option ${key}: ${String(value)} (must be ${
+          want === "array" ? "an array" : `a ${want}`
+        })`,
+      );
+    }
   }
-  if (typeof iso !== "object" || iso === null) {
-    throw new TypeError(`Invalid isolate option: ${String(iso)}`);
-  }
-  const sig = iso.parentDeathSignal === undefined
-    ? 9
-    : iso.parentDeathSignal === null
-    ? null
-    : signalNumber(iso.parentDeathSignal);
-  return {
-    user: iso.userNamespace ?? true,
-    net: iso.networkNamespace ?? true,
-    pid: iso.pidNamespace ?? true,
-    fs: iso.filesystem === undefined ? null : {
-      read: [...(iso.filesystem.read ?? [])],
-      write: [...(iso.filesystem.write ?? [])],
-    },
-    pdeathsig: sig,
-    // Landlock needs no_new_privs (landlock_restrict_self(2)).
-    nnp: (iso.noNewPrivileges ?? true) || iso.filesystem !== undefined,
-  };
 }
 
 function checkString(value: unknown, what: string): string {
@@ -445,6 +290,7 @@ class Tail {
 }
 
 const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
+const SIGTERM = signalNumber("SIGTERM");
 
 /**
  * A child process running a program. The child never runs JavaScript:
@@ -481,6 +327,7 @@ const SCRATCH = new Uint8Array(STDERR_TAIL_BYTES);
  * await using proc = Process.spawn("/bin/sh", {
  *   args: ["-c", "echo boom >&2; kill -s SEGV $$"],
  *   isolate: true,
+ *   allowUnisolated: true, // where user namespaces are refused: describe() says
  *   stderr: "capture",
  * });
  * console.log(proc.describe().isolation.networkNamespace); // true
@@ -539,6 +386,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
     if (path === "") {
       throw new TypeError("Cannot start process: the path is empty");
     }
+    checkOptions(options);
     const args = (options.args ?? []).map((a, i) =>
       checkString(a, `args[${i}]`)
     );
@@ -649,99 +497,77 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       const targets = [0, 1, 2, ...[...keep].sort((a, b) => a - b)];
 
       const notApplied: string[] = [];
-      // Landlock: the parent builds the ruleset, the child enforces it on
-      // itself between clone and exec (the descriptor is closed after).
-      let ruleset = -1;
-      if (iso.fs !== null && want !== "posix_spawn" && clone3Available()) {
-        const abi = landlockAbi();
-        if (abi < 1) {
-          const why = `Landlock unavailable (${
-            errnoName(-abi)
-          }; Linux 5.13+ with landlock in lsm=)`;
-          if (options.allowUnisolated !== true) {
-            throw new ProcessIsolationError(["filesystem"], why);
+      let started:
+        | { pid: number; pidfd: number; how: ProcessSpawnPath }
+        | undefined;
+      let report: ProcessIsolationReport | undefined;
+      let noClone3: string | undefined;
+      if (want !== "posix_spawn" && clone3Available()) {
+        const fdSetup = (ops: ChildOps) => {
+          for (let t = 0; t < 3; t++) {
+            if (sources[t] === t) ops.keepFd(t);
+            else ops.dup(sources[t], t);
           }
-          notApplied.push(`filesystem: ${why}`);
-          iso.fs = null;
-        } else {
-          const rw = handledRights(abi);
-          const ro = LANDLOCK_FS.EXECUTE | LANDLOCK_FS.READ_FILE |
-            LANDLOCK_FS.READ_DIR;
-          const rs = landlockRuleset(abi, [
-            ...iso.fs.read.map((p) => [p, ro] as const),
-            ...iso.fs.write.map((p) => [p, rw] as const),
-          ]);
-          if ("errno" in rs) {
-            throw new ProcessSpawnError(
-              rs.errno,
-              `landlock rule for ${rs.path || "the ruleset"}`,
-              program,
-            );
+          for (const fd of keep) ops.keepFd(fd);
+          for (let i = 0; i < targets.length; i++) {
+            const lo = targets[i] + 1;
+            const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
+            if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
           }
-          ruleset = rs.fd;
-          temps.push(ruleset);
+          if (ccwd !== undefined) ops.chdir(ccwd);
+        };
+        // A `deno run` child also sees its cache and its scripts' projects.
+        const jailIso = iso.layers.mountNamespace && isThisDeno(program)
+          ? {
+            ...iso,
+            filesystem: {
+              ...iso.filesystem,
+              read: [
+                ...iso.filesystem.read,
+                ...denoChildPaths(args, envp.vars),
+              ],
+            },
+          }
+          : iso;
+        let r: ReturnType<typeof startJailed> | undefined;
+        try {
+          r = startJailed({
+            program,
+            iso: jailIso,
+            allowUnisolated: options.allowUnisolated === true,
+            notApplied,
+            temps,
+            reserve: () => {
+              const fd = fcntl(sources[0], F.F_DUPFD_CLOEXEC, maxTarget + 1);
+              if (fd < 0) throw new ProcessSpawnError(-fd, "fcntl", program);
+              temps.push(fd);
+              return fd;
+            },
+            fdSetup,
+            exec: { path: cpath, argv: argv.ptrs, envp: envp.pointer },
+          });
+        } catch (e) {
+          if (!(e instanceof Clone3UnavailableError) || want === "clone3") {
+            throw e;
+          }
+          noClone3 =
+            "clone3 refused with ENOSYS: Linux < 5.3 or a seccomp filter";
+        }
+        if (r !== undefined) {
+          started = { ...r.started, how: "clone3" };
+          report = r.report;
         }
       }
-      let started: { pid: number; pidfd: number; how: ProcessSpawnPath };
-      let report: ProcessIsolationReport;
-      if (want !== "posix_spawn" && clone3Available()) {
-        const r = this.#startClone3(
-          program,
-          iso,
-          options.allowUnisolated === true,
-          notApplied,
-          (flags, withIso) => {
-            const ops = new ChildOps().resetSignals();
-            if (withIso.pdeathsig !== null) {
-              // In its own PID namespace the child's parent is outside it:
-              // getppid() is 0 there (pid_namespaces(7)).
-              ops.parentDeathSignal(
-                withIso.pdeathsig,
-                withIso.pid ? 0 : Deno.pid,
-              );
-            }
-            if (withIso.nnp) ops.noNewPrivs();
-            if (ruleset >= 0) {
-              ops.add("landlock_restrict_self", SYS_LANDLOCK.restrict_self, [
-                ruleset,
-                0,
-              ]);
-            }
-            for (let t = 0; t < 3; t++) {
-              if (sources[t] === t) ops.keepFd(t);
-              else ops.dup(sources[t], t);
-            }
-            for (const fd of keep) ops.keepFd(fd);
-            for (let i = 0; i < targets.length; i++) {
-              const lo = targets[i] + 1;
-              const hi = i + 1 < targets.length ? targets[i + 1] - 1 : -1;
-              if (hi < 0 || hi >= lo) ops.closeRange(lo, hi);
-            }
-            if (ccwd !== undefined) ops.chdir(ccwd);
-            return clone3Spawn({
-              flags,
-              ops,
-              path: cpath,
-              argv: argv.ptrs,
-              envp: envp.pointer,
-            });
-          },
+      if (started === undefined || report === undefined) {
+        const layers = ISOLATION_LAYERS.filter((l) =>
+          l !== "clearSignalHandlers" && iso.layers[l]
         );
-        started = { ...r.started, how: "clone3" };
-        report = r.report;
-      } else {
-        const layers: IsolationLayer[] = [];
-        if (iso.user) layers.push("user namespace");
-        if (iso.net) layers.push("network namespace");
-        if (iso.pid) layers.push("pid namespace");
-        if (iso.fs) layers.push("filesystem");
-        if (iso.pdeathsig !== null) layers.push("parent-death signal");
-        if (iso.nnp) layers.push("no_new_privs");
         if (layers.length > 0) {
           const why = `not available with posix_spawn (${
-            clone3Available()
-              ? "forced"
-              : `no clone3 path on ${Deno.build.arch}`
+            noClone3 ??
+              (clone3Available()
+                ? "forced"
+                : `no clone3 path on ${Deno.build.arch}`)
           })`;
           if (options.allowUnisolated !== true) {
             throw new ProcessIsolationError(layers, why);
@@ -763,7 +589,10 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           close,
           closeFrom: maxTarget + 1,
           cwd: ccwd,
-          wantPidfd: true,
+          // glibc's pidfd_spawn (2.39+) leaves its pidfd open when exec
+          // fails (two leaked on Ubuntu 24.04); posix_spawn + pidfd_open is
+          // race-free too, since nothing else reaps our children.
+          wantPidfd: false,
         });
         if (typeof r === "number") {
           throw new ProcessSpawnError(-r, "posix_spawn", program);
@@ -780,14 +609,10 @@ export class Process extends TypedEventTarget<ProcessEventMap>
           pidfd,
           how: r.pidfd >= 0 ? "pidfd_spawn" : "posix_spawn",
         };
+        // POSIX_SPAWN_SETSIGDEF resets every signal; nothing else.
         report = {
-          userNamespace: false,
-          networkNamespace: false,
-          pidNamespace: false,
-          filesystem: false,
-          clearSignalHandlers: true, // POSIX_SPAWN_SETSIGDEF, all signals
-          parentDeathSignal: null,
-          noNewPrivileges: false,
+          ...resolveIsolation(false).layers,
+          clearSignalHandlers: true,
         };
       }
       keepAlive(envp, argv, cpath, ccwd); // read by the child until exec
@@ -841,115 +666,22 @@ export class Process extends TypedEventTarget<ProcessEventMap>
   #environment(
     base: string[] | null,
     extra: [string, string][],
-  ): { pointer: Deno.PointerValue; keep: unknown[] } {
-    if (base === null && extra.length === 0) {
-      return { pointer: environPointer(), keep: [] };
-    }
+  ): {
+    pointer: Deno.PointerValue;
+    keep: unknown[];
+    vars: Map<string, string>;
+  } {
     const vars = new Map<string, string>();
     for (const s of base ?? environStrings()) {
       const eq = s.indexOf("=");
       if (eq > 0) vars.set(s.slice(0, eq), s.slice(eq + 1));
     }
     for (const [k, v] of extra) vars.set(k, v);
-    const arr = cStringArray([...vars].map(([k, v]) => `${k}=${v}`));
-    return { pointer: Deno.UnsafePointer.of(arr.ptrs), keep: [arr] };
-  }
-
-  #startClone3(
-    program: string,
-    iso: Isolation,
-    allowUnisolated: boolean,
-    notApplied: string[],
-    spawn: (flags: bigint, iso: Isolation) => Clone3Result,
-  ): {
-    started: { pid: number; pidfd: number };
-    report: ProcessIsolationReport;
-  } {
-    const current = { ...iso };
-    for (;;) {
-      let flags = CLONE.CLONE_CLEAR_SIGHAND;
-      if (current.user) flags |= CLONE.CLONE_NEWUSER;
-      if (current.net) flags |= CLONE.CLONE_NEWNET;
-      if (current.pid) flags |= CLONE.CLONE_NEWPID;
-      const r = spawn(flags, current);
-      if (r.kind === "ok") {
-        return {
-          started: r,
-          report: {
-            userNamespace: current.user,
-            networkNamespace: current.net,
-            pidNamespace: current.pid,
-            filesystem: current.fs !== null,
-            clearSignalHandlers: true,
-            parentDeathSignal: current.pdeathsig === null
-              ? null
-              : signalName(current.pdeathsig),
-            noNewPrivileges: current.nnp,
-          },
-        };
-      }
-      if (r.kind === "child-failed") {
-        reapNow(r.pidfd);
-        throw new ProcessSpawnError(r.errno, r.step, program);
-      }
-      const wantNs = current.user || current.net || current.pid;
-      if (!wantNs || !NAMESPACE_ERRNOS.has(r.errno)) {
-        throw new ProcessSpawnError(r.errno, "clone3", program);
-      }
-      // Which namespace did the kernel refuse? Try each alone.
-      const refused: IsolationLayer[] = [];
-      let errnoValue = r.errno;
-      if (current.user) {
-        const e = probeNamespace(CLONE.CLONE_NEWUSER);
-        if (e !== 0) {
-          refused.push("user namespace");
-          errnoValue = e;
-        }
-      }
-      if (current.net) {
-        // Without its own user namespace a network namespace needs
-        // CAP_SYS_ADMIN; with one it is checked against that namespace.
-        const e = probeNamespace(
-          CLONE.CLONE_NEWNET |
-            (current.user && refused.length === 0 ? CLONE.CLONE_NEWUSER : 0n),
-        );
-        if (e !== 0) {
-          refused.push("network namespace");
-          errnoValue = e;
-        }
-      }
-      if (current.pid) {
-        const e = probeNamespace(
-          CLONE.CLONE_NEWPID |
-            (current.user && !refused.includes("user namespace")
-              ? CLONE.CLONE_NEWUSER
-              : 0n),
-        );
-        if (e !== 0) {
-          refused.push("pid namespace");
-          errnoValue = e;
-        }
-      }
-      if (refused.length === 0) {
-        // Each alone works but not together: report them all.
-        if (current.user) refused.push("user namespace");
-        if (current.net) refused.push("network namespace");
-        if (current.pid) refused.push("pid namespace");
-      }
-      const cause = new SyscallError(errnoValue, "clone3", "Cannot spawn");
-      const why =
-        `refused by the kernel (clone3 failed with ${
-          errnoName(errnoValue)
-        }; see user_namespaces(7), sysctl user.max_user_namespaces, ` +
-        "kernel.apparmor_restrict_unprivileged_userns)";
-      if (!allowUnisolated) {
-        throw new ProcessIsolationError(refused, why, { cause });
-      }
-      for (const l of refused) notApplied.push(`${l}: ${why}`);
-      if (refused.includes("user namespace")) current.user = false;
-      if (refused.includes("network namespace")) current.net = false;
-      if (refused.includes("pid namespace")) current.pid = false;
+    if (base === null && extra.length === 0) {
+      return { pointer: environPointer(), keep: [], vars };
     }
+    const arr = cStringArray([...vars].map(([k, v]) => `${k}=${v}`));
+    return { pointer: Deno.UnsafePointer.of(arr.ptrs), keep: [arr], vars };
   }
 
   #readStderr(): boolean {
@@ -1021,6 +753,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
    * @param timeoutMs How long to wait, in milliseconds (0: just check).
    * @returns The exit report, or null if the child still runs.
    * @throws {TypeError} If not started.
+   * @throws {RangeError} If `timeoutMs` is not a finite number >= 0.
    *
    * @example
    * ```ts
@@ -1033,6 +766,14 @@ export class Process extends TypedEventTarget<ProcessEventMap>
   waitSync(timeoutMs: number): ProcessExit | null {
     if (this.#state === "new") {
       throw new TypeError("Cannot wait for process: it was not started");
+    }
+    if (
+      typeof timeoutMs !== "number" || !Number.isFinite(timeoutMs) ||
+      timeoutMs < 0
+    ) {
+      throw new RangeError(
+        `Invalid timeoutMs: ${timeoutMs} (must be a finite number >= 0)`,
+      );
     }
     if (this.#status !== null) return this.#status;
     const p = new PollFds(1);
@@ -1119,7 +860,11 @@ export class Process extends TypedEventTarget<ProcessEventMap>
 
   /**
    * Sends SIGTERM, and SIGKILL if the child is still alive after `grace`
-   * milliseconds. Resolves with the exit report.
+   * milliseconds. Resolves with the exit report. An isolated child is pid 1
+   * of its own PID namespace, which the kernel shields from signals it has
+   * no handler for: if it does not catch SIGTERM (its default action would
+   * end it), it gets SIGKILL at once instead of waiting out the grace. A
+   * signal it sends itself (`kill -TERM $$`) is ignored the same way.
    *
    * @param options `grace`, default 5000 ms.
    * @returns How the child ended.
@@ -1135,11 +880,28 @@ export class Process extends TypedEventTarget<ProcessEventMap>
       throw new TypeError("Cannot terminate process: it was not started");
     }
     if (this.#status !== null) return this.#status;
+    // pid 1 of its own namespace ignores a signal it has no handler for
+    // (pid_namespaces(7)); SIGTERM's default is to end, so do that now.
+    if (this.#description?.isolation.pidNamespace && !this.#catches(SIGTERM)) {
+      this.kill("SIGKILL");
+      return await this.#exited.promise;
+    }
     this.kill("SIGTERM");
     const done = await settleWithin(this.#exited.promise, grace);
     if (done !== null) return done;
     this.kill("SIGKILL");
     return await this.#exited.promise;
+  }
+
+  /** Whether the child has a handler for `sig` (`SigCgt` in /proc/<pid>/status). */
+  #catches(sig: number): boolean {
+    const fd = open(`/proc/${this.#pid}/status`, O.O_RDONLY | O.O_CLOEXEC);
+    if (fd < 0) return true; // unknown: give it the grace period
+    const n = read(fd, SCRATCH);
+    closeFd(fd);
+    const m = new TextDecoder().decode(SCRATCH.subarray(0, Math.max(0, n)))
+      .match(/^SigCgt:\s+([0-9a-f]+)$/m);
+    return m === null || ((BigInt("0x" + m[1]) >> BigInt(sig - 1)) & 1n) === 1n;
   }
 
   /**
@@ -1167,32 +929,6 @@ export class Process extends TypedEventTarget<ProcessEventMap>
     this.kill("SIGKILL");
     await this.#exited.promise;
   }
-}
-
-/** Reaps a child known to have exited (or about to), then closes its pidfd. */
-function reapNow(pidfd: number): void {
-  for (;;) {
-    const w = waitidPidfd(pidfd, W.WEXITED | W.__WALL);
-    if (w !== -E.EINTR) break;
-  }
-  closeFd(pidfd);
-}
-
-/**
- * Whether the kernel lets us create the namespaces in `flags`: a clone3
- * whose child exits at once. Returns 0 or the errno.
- */
-function probeNamespace(flags: bigint): number {
-  const r = clone3Spawn({
-    flags: flags | CLONE.CLONE_CLEAR_SIGHAND,
-    ops: new ChildOps().exit(0),
-    path: cString("/"),
-    argv: new BigUint64Array(1),
-    envp: null,
-  });
-  if (r.kind === "clone-failed") return r.errno;
-  reapNow(r.pidfd);
-  return 0;
 }
 
 const sink: { values: unknown } = { values: undefined };

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assertEquals } from "@std/assert";
 import {
   ChildOps,
@@ -6,6 +7,7 @@ import {
   clone3Spawn,
   isola_op,
   isola_spawn,
+  OP_FLAG,
 } from "../../ffi/clone3_trampoline.ts";
 import {
   cString,
@@ -22,7 +24,9 @@ Deno.test({
     "`CLONE3_X86_64_CODE` matches ffi/clone3_x86_64.S when re-assembled with as",
   ignore: !HAS_BINUTILS,
   fn: async () => {
-    const src = new URL("../../ffi/clone3_x86_64.S", import.meta.url).pathname;
+    const src = fromFileUrl(
+      new URL("../../ffi/clone3_x86_64.S", import.meta.url),
+    );
     assertEquals(await assembleText(src), CLONE3_X86_64_CODE);
   },
 });
@@ -30,12 +34,15 @@ Deno.test({
 Deno.test("`isola_spawn` and `isola_op` have the sizes the assembly uses", () => {
   assertEquals(isola_spawn.SIZEOF, 64);
   assertEquals([isola_spawn.err, isola_spawn.step], [56, 60]);
-  assertEquals(isola_op.SIZEOF, 48);
-  // The .S advances the op cursor by 48 (`add r12, 48` = 49 83 c4 30).
+  assertEquals(isola_op.SIZEOF, 64);
+  assertEquals([isola_op.a4, isola_op.expect, isola_op.flags], [40, 48, 56]);
+  // The .S advances the op cursor by 64 (`add r12, 64` = 49 83 c4 40)
+  // and tests the flags byte at 56 (`test byte ptr [r12 + 56]` = 41 f6 44 24 38).
   const code = [...CLONE3_X86_64_CODE].map((b) =>
     b.toString(16).padStart(2, "0")
   ).join("");
-  assertEquals(code.includes("4983c430"), true);
+  assertEquals(code.includes("4983c440"), true);
+  assertEquals(code.includes("41f6442438"), true);
 });
 
 function spawnRaw(ops: ChildOps, path = "/bin/true") {
@@ -84,6 +91,38 @@ Deno.test({
         "execve",
       ]);
       if (r4.kind === "child-failed") reap(r4.pidfd);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "`ChildOps` passes a saved result on as the first argument, and tolerates a failure marked MAY_FAIL",
+  ignore: !clone3Available(),
+  fn: async () => {
+    await withoutFdLeak(() => {
+      // A failing op marked MAY_FAIL does not stop the child; exit_group
+      // then gets the saved result of getppid() (the parent's pid, mod 256)
+      // as its status.
+      const ops = new ChildOps()
+        .add("chdir", 80, [0], 0, OP_FLAG.MAY_FAIL)
+        .add("getppid", 110, [], 0, OP_FLAG.SAVE)
+        .add("exit_group", 231, [0], 0, OP_FLAG.A0_SAVED);
+      const r = spawnRaw(ops);
+      assertEquals(r.kind, "ok");
+      if (r.kind !== "ok") return;
+      assertEquals(reap(r.pidfd), {
+        pid: r.pid,
+        code: 1,
+        status: Deno.pid & 0xff,
+      });
+      // Without MAY_FAIL the same failure is reported with its step.
+      const r2 = spawnRaw(new ChildOps().add("chdir", 80, [0]));
+      assertEquals(
+        r2.kind === "child-failed" && [r2.errno, r2.step],
+        [14, "chdir"], // EFAULT: NULL path
+      );
+      if (r2.kind === "child-failed") reap(r2.pidfd);
     });
   },
 });

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import { assert, assertEquals } from "@std/assert";
 import {
   RAW_SYSCALL_X86_64_CODE,
@@ -12,8 +13,9 @@ Deno.test({
     "`RAW_SYSCALL_X86_64_CODE` matches ffi/raw_syscall_x86_64.S when re-assembled with as",
   ignore: !HAS_BINUTILS || Deno.build.arch !== "x86_64",
   fn: async () => {
-    const src =
-      new URL("../../ffi/raw_syscall_x86_64.S", import.meta.url).pathname;
+    const src = fromFileUrl(
+      new URL("../../ffi/raw_syscall_x86_64.S", import.meta.url),
+    );
     assertEquals(await assembleText(src), RAW_SYSCALL_X86_64_CODE);
   },
 });

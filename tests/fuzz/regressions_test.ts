@@ -1,6 +1,7 @@
 // Replays every input saved in tests/regressions/ by the fuzzers
 // (tests/stress/fuzz.ts): each must now end in a value or the typed error,
 // with no descriptor left behind.
+import { fromFileUrl } from "@std/path";
 import { assert } from "@std/assert";
 import { replayCase, type SavedCase } from "../stress/fuzz.ts";
 import { withoutFdLeak } from "../_helpers.ts";
@@ -8,7 +9,7 @@ import { withoutFdLeak } from "../_helpers.ts";
 const DIR = new URL("../regressions/", import.meta.url);
 
 Deno.test("fuzz regressions in tests/regressions/ end in a value or a typed error", async (t) => {
-  assert(Deno.statSync(DIR).isDirectory, `${DIR.pathname} is missing`);
+  assert(Deno.statSync(DIR).isDirectory, `${fromFileUrl(DIR)} is missing`);
   const files = [...Deno.readDirSync(DIR)]
     .filter((e) => e.isFile && e.name.endsWith(".json"))
     .map((e) => e.name)

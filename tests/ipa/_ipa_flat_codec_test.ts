@@ -72,7 +72,7 @@ Deno.test("the flat codec leaves every bad value to the general walker's errors"
   const good = value(1);
   const cases: [Record<string, unknown>, string][] = [
     [{ ...good, u8: 256 }, "Cannot encode params.u8: 256 is not a u8"],
-    [{ ...good, i32: 1.5 }, "Cannot encode params.i32: 1.5 is not a i32"],
+    [{ ...good, i32: 1.5 }, "Cannot encode params.i32: 1.5 is not an i32"],
     [{ ...good, s: 7 }, "Cannot encode params.s: 7 is not a string"],
     [{ ...good, extra: 1 }, 'unknown field "extra"'],
     [{ ...good, u64: 1 }, "Cannot encode params.u64: 1 is not a u64"],

@@ -1,4 +1,5 @@
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { fromFileUrl } from "@std/path";
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import {
   CameraControls,
   CameraIpa,
@@ -6,16 +7,28 @@ import {
   generateIpaSigningKey,
   IpaManager,
   IpaModuleError,
+  loadIpaPublicKey,
   signaturePath,
   signIpaModule,
+  verifyIpaModule,
 } from "../../mod.ts";
 import { TestIpa } from "../fixtures/ipa_test_iface.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import {
+  test,
+  USERNS,
+  warmUpWorkers,
+  within,
+  withoutFdLeak,
+} from "../_helpers.ts";
 
 const FIXTURE = new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
-const EXAMPLES = new URL("../../examples/ipa", import.meta.url).pathname;
+const EXAMPLES = fromFileUrl(new URL("../../examples/ipa", import.meta.url));
 const EXAMPLE_KEY = new URL(
   "../../examples/keys/example_ipa.pub",
+  import.meta.url,
+);
+const EXAMPLE_KEY_PRIVATE = new URL(
+  "../../examples/keys/example_ipa.key",
   import.meta.url,
 );
 
@@ -67,6 +80,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
         assertEquals(ipa.init({ name: "t" }).greeting, "hello t");
       });
       await t.step("signed by an untrusted key: isolated", async () => {
+        if (!USERNS) return; // needs a user namespace
         const m = new IpaManager({
           modulePath: [signed],
           trustedKeys: [other.publicKey],
@@ -75,6 +89,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
         assertEquals(ipa.placement, "isolated");
       });
       await t.step("no signature: isolated", async () => {
+        if (!USERNS) return; // needs a user namespace
         const m = new IpaManager({
           modulePath: [unsigned],
           trustedKeys: [keys.publicKey],
@@ -118,7 +133,7 @@ Deno.test("IpaManager.createIpa() runs a module signed by a trusted key in a thr
   }
 });
 
-Deno.test("IpaManager.createIpa() matches pipeline and version, and names the module it cannot use", async () => {
+test.userns("IpaManager.createIpa() matches pipeline and version, and names the module it cannot use", async () => {
   const FIX = FIXTURE;
   const dir = await moduleDir({
     "a_other.ts": `import { createIpa as c } from "${FIX}";
@@ -151,11 +166,8 @@ export const createIpa = c;`,
   }
 });
 
-Deno.test("IpaManager with the examples: the signed open module runs in a thread and answers stats passed by fd", async () => {
-  const key = Uint8Array.from(
-    atob((await Deno.readTextFile(EXAMPLE_KEY)).trim()),
-    (c) => c.charCodeAt(0),
-  );
+test.userns("IpaManager with the examples: the signed open module runs in a thread and answers stats passed by fd", async () => {
+  const key = await loadIpaPublicKey(EXAMPLE_KEY);
   await clean(async () => {
     const m = new IpaManager({ modulePath: [EXAMPLES], trustedKeys: [key] });
     for (
@@ -186,4 +198,77 @@ Deno.test("IpaManager with the examples: the signed open module runs in a thread
       ipa.stop();
     }
   });
+});
+
+Deno.test("loadIpaPublicKey() reads the .pub files ipa-sign writes, and raw keys; anything else is a RangeError naming the file", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_keys" });
+  try {
+    const key = await loadIpaPublicKey(EXAMPLE_KEY);
+    assertEquals(key.length, 32);
+    const text = (await Deno.readTextFile(EXAMPLE_KEY)).trim();
+    assertEquals(btoa(String.fromCharCode(...key)), text);
+    // Without the trailing newline, and as 32 raw bytes.
+    await Deno.writeTextFile(`${dir}/a.pub`, text);
+    assertEquals(await loadIpaPublicKey(`${dir}/a.pub`), key);
+    await Deno.writeFile(`${dir}/raw.pub`, key);
+    assertEquals(await loadIpaPublicKey(`${dir}/raw.pub`), key);
+    for (
+      const [name, content] of [["short.pub", btoa("x".repeat(31))], [
+        "junk.pub",
+        "not base64 at all!",
+      ], ["private.key", await Deno.readTextFile(EXAMPLE_KEY_PRIVATE)]]
+    ) {
+      await Deno.writeTextFile(`${dir}/${name}`, content);
+      const e = await assertRejects(
+        () => loadIpaPublicKey(`${dir}/${name}`),
+        RangeError,
+      );
+      assert(e.message.includes(name), e.message);
+    }
+    await assertRejects(
+      () => loadIpaPublicKey(`${dir}/missing.pub`),
+      Deno.errors.NotFound,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("IpaManager and verifyIpaModule() refuse a malformed trusted key (RangeError) and options of the wrong type (TypeError)", async () => {
+  const e = assertThrows(
+    () => new IpaManager({ trustedKeys: [new Uint8Array(31)] }),
+    RangeError,
+  );
+  assert(e.message.includes("options.trustedKeys[0] is 31 bytes"), e.message);
+  await assertRejects(
+    () =>
+      verifyIpaModule(new Uint8Array(1), new Uint8Array(64), [
+        new Uint8Array(33),
+      ]),
+    RangeError,
+    "trustedKeys[0] is 33 bytes",
+  );
+  const cases: [unknown, string][] = [
+    [{ modulePath: "./examples/ipa" }, "options.modulePath"],
+    [{ trustedKeys: "key" }, "options.trustedKeys"],
+    [{ trustedKeys: ["key"] }, "options.trustedKeys[0]"],
+    [{ forceIsolation: "1" }, "options.forceIsolation"],
+    [{ timeout: "2000" }, "options.timeout"],
+    [{ denoFlags: ["--allow-env", 1] }, "options.denoFlags[1]"],
+  ];
+  for (const [options, names] of cases) {
+    const err = assertThrows(
+      // deno-lint-ignore no-explicit-any
+      () => new IpaManager(options as any),
+      TypeError,
+    );
+    assert(err.message.includes(names), err.message);
+  }
+  const m = new IpaManager({ modulePath: [] });
+  await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => m.createIpa(CameraIpa, undefined as any),
+    TypeError,
+    "pipelineName",
+  );
 });

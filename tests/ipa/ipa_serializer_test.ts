@@ -364,19 +364,19 @@ Deno.test("encodeIpa() throws naming the path when the value does not fit the ty
     );
     throwsWith(T.u8, 256, RangeError, "params: 256 is not a u8");
     throwsWith(T.u8, -1, RangeError, "-1 is not a u8");
-    throwsWith(T.i8, 128, RangeError, "128 is not a i8");
-    throwsWith(T.i16, -32769, RangeError, "-32769 is not a i16");
+    throwsWith(T.i8, 128, RangeError, "128 is not an i8");
+    throwsWith(T.i16, -32769, RangeError, "-32769 is not an i16");
     throwsWith(T.u32, 2 ** 32, RangeError, "4294967296 is not a u32");
-    throwsWith(T.i32, 2 ** 31, RangeError, "2147483648 is not a i32");
+    throwsWith(T.i32, 2 ** 31, RangeError, "2147483648 is not an i32");
     throwsWith(T.u64, 1n << 64n, RangeError, "18446744073709551616n");
     throwsWith(T.u64, -1n, RangeError, "-1n is not a u64");
-    throwsWith(T.i64, -(1n << 63n) - 1n, RangeError, "is not a i64");
-    throwsWith(T.i64, 1n << 63n, RangeError, "is not a i64");
+    throwsWith(T.i64, -(1n << 63n) - 1n, RangeError, "is not an i64");
+    throwsWith(T.i64, 1n << 63n, RangeError, "is not an i64");
   });
 
   await t.step("a non-integer is a RangeError", () => {
     throwsWith(T.u16, 1.5, RangeError, "1.5 is not a u16");
-    throwsWith(T.i32, NaN, RangeError, "NaN is not a i32");
+    throwsWith(T.i32, NaN, RangeError, "NaN is not an i32");
     throwsWith(T.u32, Infinity, RangeError, "Infinity is not a u32");
   });
 
@@ -384,7 +384,7 @@ Deno.test("encodeIpa() throws naming the path when the value does not fit the ty
     throwsWith(T.u8, "3", TypeError, '"3" is not a u8');
     throwsWith(T.u32, 3n, TypeError, "3n is not a u32");
     throwsWith(T.u64, 3, TypeError, "3 is not a u64");
-    throwsWith(T.i64, 3, TypeError, "3 is not a i64");
+    throwsWith(T.i64, 3, TypeError, "3 is not an i64");
     throwsWith(T.bool, 1, TypeError, "1 is not a bool");
     throwsWith(T.f64, 1n, TypeError, "1n is not an f64");
     throwsWith(T.f32, "1", TypeError, "is not an f32");
@@ -786,4 +786,25 @@ Deno.test("decodeIpa() survives 20,000 mutated encodings without other errors or
       assert((outcomes.get(r) ?? 0) > 0, `no ${r} in ${[...outcomes]}`);
     }
   });
+});
+
+Deno.test("encodeIpa() and decodeIpa() name the value's owner in their errors when given", () => {
+  const Params = T.struct({ a: T.i32 });
+  const e = assertThrows(
+    () => encodeIpa(Params, { a: "1" }, "params", "Echo.ping"),
+    TypeError,
+  );
+  assertEquals(
+    e.message,
+    'Cannot encode params.a of Echo.ping: "1" is not an i32',
+  );
+  const d = assertThrows(
+    () => decodeIpa(Params, new Uint8Array(2), [], "params", "Echo.ping"),
+    IpaDecodeError,
+  );
+  assertEquals(d.path, "params.a");
+  assert(
+    d.message.startsWith("Cannot decode params.a of Echo.ping: "),
+    d.message,
+  );
 });

@@ -2,6 +2,7 @@
 // objects: an isolated child cannot reach the parent's loopback listener,
 // cannot see a descriptor it was not given, holds no privilege (no_new_privs,
 // no capability, unmapped uid), and cannot signal the parent.
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -11,6 +12,7 @@ import {
 } from "@std/assert";
 import {
   createMemfd,
+  IpaProxyIsolated,
   IpcPipeUnixSocket,
   Process,
   type ProcessExit,
@@ -19,12 +21,15 @@ import {
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { pipe2 } from "../../ffi/spawn.ts";
 import { close, memfdCreate, readlink } from "../../ffi/unistd.ts";
-import { warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import { threadIds } from "../../ffi/identity.ts";
+import { TestIpa } from "../fixtures/ipa_test_iface.ts";
+import { USERNS, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
 
 const dec = new TextDecoder();
-const NET_WORKER =
-  new URL("../fixtures/fault_net_worker.ts", import.meta.url).pathname;
-const CAN_ISOLATE = clone3Available();
+const NET_WORKER = fromFileUrl(
+  new URL("../fixtures/fault_net_worker.ts", import.meta.url),
+);
+const CAN_ISOLATE = clone3Available() && USERNS;
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 
@@ -168,7 +173,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "`Process` isolated child has no_new_privs, no capability, an unmapped uid, and no privilege over another user's file",
+    "`Process` isolated child has no_new_privs, no capability, only its own id mapped (65534 on a root host), and no privilege over another user's file",
   ignore: !CAN_ISOLATE,
   fn: async () => {
     await withoutFdLeak(async () => {
@@ -192,9 +197,20 @@ Deno.test({
         );
         assertEquals(exit.kind, "exited", dec.decode(exit.stderr));
         assertMatch(out, /^NoNewPrivs:\s+1$/m);
-        // Unmapped: every uid reads as the overflow uid, nobody.
-        assertMatch(out, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
-        assertMatch(out, /^map:$/m);
+        // A root parent's child runs as nobody; any other keeps its uid.
+        // Either way it maps only itself, and every uid field agrees.
+        const euid = threadIds().uid[1];
+        const id = euid === 0 ? 65534 : euid;
+        assertMatch(
+          out,
+          new RegExp(`^Uid:\\s+${id}\\s+${id}\\s+${id}\\s+${id}$`, "m"),
+        );
+        assertMatch(
+          out,
+          new RegExp(`^Gid:\\s+(\\d+)\\s+\\1\\s+\\1\\s+\\1$`, "m"),
+        );
+        assertMatch(out, new RegExp(`^map:\\s+${id}\\s+${id}\\s+1$`, "m"));
+        if (euid === 0) assertMatch(out, /^Groups:\s*$/m);
         // After execve as a non-root uid of its namespace it holds no
         // capability at all, in its own namespace or any other.
         for (const set of ["CapInh", "CapPrm", "CapEff", "CapAmb"]) {
@@ -245,8 +261,8 @@ Deno.test({
 
 Deno.test({
   name:
-    "`Process` with `isolate.filesystem` (Landlock) reads only beneath the read paths and writes only beneath the write paths",
-  ignore: !clone3Available(),
+    "`Process` with Landlock alone (no minimal root, caller's identity) reads only beneath the read paths and writes only beneath the write paths",
+  ignore: !CAN_ISOLATE,
   async fn() {
     const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_ll" });
     try {
@@ -264,13 +280,18 @@ Deno.test({
           ],
           stdout: out,
           isolate: {
+            // Only Landlock between the child and the files: no minimal
+            // root, and a root parent's child keeps uid 0 (so no DAC
+            // check refuses anything first).
+            mountNamespace: false,
+            identity: false,
             filesystem: {
               read: ["/bin", "/usr", "/lib", "/lib64"],
               write: [`${dir}/out`, "/dev/null"],
             },
           },
         });
-        assertEquals(p.describe().isolation.filesystem, true);
+        assertEquals(p.describe().isolation.landlock, true);
         const s = await within(p.exited, 10_000, "child exit");
         assertEquals(s.kind, "exited");
         assertEquals(
@@ -281,6 +302,39 @@ Deno.test({
       assertEquals(await Deno.readTextFile(`${dir}/out/f`), "ok\n");
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "`IpaProxyIsolated` with `filesystem: false` (no Landlock) still loads a module from its own directory and sees nothing else of the host",
+  ignore: !CAN_ISOLATE,
+  async fn() {
+    await warmUpWorkers(RECEIVER);
+    const dir = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_nofs" });
+    const host = await Deno.makeTempDir({ dir: "/tmp", prefix: "isola_host" });
+    try {
+      const fixture =
+        new URL("../fixtures/ipa_test_module.ts", import.meta.url).href;
+      const module = `${dir}/reexport.ts`;
+      await Deno.writeTextFile(
+        module,
+        `export { createIpa, ipaModuleInfo } from "${fixture}";\n`,
+      );
+      await Deno.writeTextFile(`${host}/secret.txt`, "host secret");
+      await withoutFdLeak(async () => {
+        await using ipa = await IpaProxyIsolated.create(TestIpa, module, {
+          filesystem: false,
+        });
+        assertEquals(ipa.init({ name: "jail" }).greeting, "hello jail");
+        const r = ipa.readPath({ path: `${host}/secret.txt` });
+        assertEquals(r.text, undefined);
+        assertMatch(r.error ?? "", /No such file/);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(host, { recursive: true });
     }
   },
 });

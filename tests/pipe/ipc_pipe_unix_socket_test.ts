@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -16,12 +17,15 @@ import {
 import {
   pattern,
   procExists,
+  test,
   warmUpWorkers,
   within,
   withoutFdLeak,
 } from "../_helpers.ts";
 
-const FIXTURE = new URL("../fixtures/pipe_worker.ts", import.meta.url).pathname;
+const FIXTURE = fromFileUrl(
+  new URL("../fixtures/pipe_worker.ts", import.meta.url),
+);
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
@@ -56,7 +60,7 @@ async function clean(fn: (pids: number[]) => Promise<void>): Promise<void> {
   for (const pid of pids) assert(!procExists(pid), `process ${pid} left`);
 }
 
-Deno.test("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across an isolated child", async () => {
+test.userns("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across an isolated child", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe({ isolate: true });
     pids.push(pipe.process.pid!);
@@ -70,7 +74,7 @@ Deno.test("`IpcPipeUnixSocket.sendSync()` returns the reply to its call, across 
   });
 });
 
-Deno.test("`IpcPipeUnixSocket.sendSync()` passes fds: three memfds in, their concatenation back in a new memfd", async () => {
+test.userns("`IpcPipeUnixSocket.sendSync()` passes fds: three memfds in, their concatenation back in a new memfd", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe({ isolate: true });
     pids.push(pipe.process.pid!);

@@ -1,3 +1,4 @@
+import { fromFileUrl } from "@std/path";
 import {
   assert,
   assertEquals,
@@ -21,12 +22,15 @@ import {
 import { access } from "../../ffi/spawn.ts";
 import { memfdCreate, MFD, readlink } from "../../ffi/unistd.ts";
 import { watchedCount } from "../../src/process/_pidfd_watcher.ts";
+import { ISOLATION_LAYERS } from "../../src/process/isolation.ts";
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import {
   openFds,
   procExists,
   procState,
   readProc,
+  test,
+  USERNS,
   within,
   withoutFdLeak,
 } from "../_helpers.ts";
@@ -214,30 +218,39 @@ Deno.test("`Process.start()` searches PATH when the program has no slash", async
   });
 });
 
-Deno.test("`Process.start()` puts the child in new user, net and pid namespaces when isolated", async () => {
+test.userns("`Process.start()` puts the child in every namespace and reports each layer when isolated", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     await using p = Process.spawn("/bin/sleep", {
       args: ["10"],
       isolate: true,
     });
-    for (const ns of ["user", "net", "pid"]) {
+    for (const ns of ["user", "net", "pid", "ipc", "uts", "cgroup", "mnt"]) {
       const mine = readlink(`/proc/self/ns/${ns}`);
       const its = readlink(`/proc/${p.pid}/ns/${ns}`);
       assertEquals(typeof mine, "string");
       assertEquals(typeof its, "string");
       assertNotEquals(its, mine, `${ns} namespace shared`);
     }
-    assertEquals(p.describe().isolation, {
-      userNamespace: true,
-      networkNamespace: true,
-      pidNamespace: true,
-      filesystem: false,
-      clearSignalHandlers: true,
-      parentDeathSignal: "SIGKILL",
-      noNewPrivileges: true,
-    });
-    assertEquals(p.describe().notApplied, []);
+    const want = Object.fromEntries(
+      ISOLATION_LAYERS.map((l) => [l, l !== "cgroupLimits"]),
+    );
+    // Landlock where the kernel has it (5.13+); said why otherwise.
+    const d = p.describe();
+    if (!d.isolation.landlock) {
+      want.landlock = false;
+      assert(d.notApplied.some((n) => n.startsWith("landlock: ")));
+    }
+    assertEquals(d.isolation, want);
+    // cgroup v2 limits: never here (v1 hybrid), and said so.
+    assertEquals(
+      d.notApplied.filter((n) => !n.startsWith("landlock: ")).map((n) =>
+        n.split(":")[0]
+      ),
+      ["cgroupLimits"],
+    );
+    const status = readProc(`/proc/${p.pid}/status`)!;
+    assertMatch(status, /^Seccomp:\s+2$/m);
     assertMatch(readProc(`/proc/${p.pid}/status`)!, /NoNewPrivs:\s+1/);
     p.kill();
     await waitExit(p);
@@ -247,7 +260,7 @@ Deno.test("`Process.start()` puts the child in new user, net and pid namespaces 
 Deno.test({
   name:
     "`Process.start()` leaves the child unable to reach a parent's 127.0.0.1 listener when isolated",
-  ignore: !HAS_BASH || !clone3Available(),
+  ignore: !HAS_BASH || !clone3Available() || !USERNS,
   fn: async () => {
     await withoutFdLeak(async () => {
       using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -269,12 +282,13 @@ Deno.test({
   },
 });
 
-Deno.test("`Process` isolation kills an orphaned child when its parent dies", async () => {
+test.userns("`Process` isolation kills an orphaned child when its parent dies", async () => {
   if (!clone3Available()) return;
   await withoutFdLeak(async () => {
     using out = createMemfd();
-    const fixture = new URL("../fixtures/process_pdeathsig.ts", import.meta.url)
-      .pathname;
+    const fixture = fromFileUrl(
+      new URL("../fixtures/process_pdeathsig.ts", import.meta.url),
+    );
     await using parent = Process.spawn(Deno.execPath(), {
       args: ["run", "--no-lock", "--allow-ffi", "--allow-read", fixture],
       stdout: out,
@@ -357,12 +371,14 @@ Deno.test("`Process.kill()` leaves no zombie and no fd over 200 spawn/kill cycle
   assertEquals([...openFds()].filter((fd) => !before.has(fd)), []);
 });
 
-Deno.test("`Process.exited` resolves for each of 50 concurrent children through one watcher", async () => {
+test.userns("`Process.exited` resolves for each of 50 concurrent children through one watcher", async () => {
   await withoutFdLeak(async () => {
     const procs = Array.from(
       { length: 50 },
       (_, i) =>
-        sh(`sleep 0.2; exit ${i}`, { isolate: i % 5 === 0 ? true : undefined }),
+        sh(`sleep 0.2; exit ${i}`, {
+          isolate: USERNS && i % 5 === 0 ? true : undefined,
+        }),
     );
     assertEquals(watchedCount(), 50);
     const got = await within(
@@ -443,8 +459,67 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
       ],
       [() => new Process().kill(), TypeError],
       [() => new Process().describe(), TypeError],
+      // Arguments passed where the options go, and options of a wrong type
+      // or an unknown name: each named in the message.
+      [
+        () =>
+          Process.spawn(
+            "/bin/sh",
+            ["-c", "exit 1"] as unknown as Record<string, never>,
+          ),
+        TypeError,
+      ],
+      [
+        () => Process.spawn("/bin/true", { args: "hello" as unknown as [] }),
+        TypeError,
+      ],
+      [
+        () => Process.spawn("/bin/true", { clearEnv: 1 as unknown as true }),
+        TypeError,
+      ],
+      [
+        () =>
+          Process.spawn(
+            "/bin/true",
+            { isolated: true } as unknown as Record<string, never>,
+          ),
+        TypeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", {
+            isolate: { filesystem: { read: ["relative/path"] } },
+          }),
+        TypeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", { isolate: { limits: { nofile: -1 } } }),
+        RangeError,
+      ],
+      [
+        () =>
+          Process.spawn("/bin/true", {
+            isolate: { userNamespace: false, mountNamespace: true },
+          }),
+        TypeError,
+      ],
     ];
     for (const [fn, type] of cases) assertThrows(fn, type);
+    assertThrows(
+      () => Process.spawn("/bin/true", { args: "hello" as unknown as [] }),
+      TypeError,
+      "args",
+    );
+    assertThrows(
+      () =>
+        Process.spawn(
+          "/bin/true",
+          { isolated: true } as unknown as Record<string, never>,
+        ),
+      TypeError,
+      '"isolated"',
+    );
     await assertRejects(() => new Process().terminate(), TypeError);
     assertEquals(watchedCount(), 0);
 
@@ -453,7 +528,47 @@ Deno.test("`Process.start()` throws TypeError/RangeError and spawns nothing when
     assertThrows(() => p.kill("SIGBOGUS" as "SIGKILL"), TypeError);
     assertThrows(() => p.kill(0), TypeError);
     await assertRejects(() => p.terminate({ grace: -1 }), RangeError);
+    assertThrows(() => p.waitSync(NaN), RangeError, "timeoutMs");
+    assertThrows(() => p.waitSync(-1), RangeError);
     assert(p.running);
+  });
+});
+
+test.userns("`Process.terminate()` of an isolated child (pid 1) without a SIGTERM handler ends it at once; with one it delivers SIGTERM", async () => {
+  if (!clone3Available()) return;
+  await withoutFdLeak(async () => {
+    // sleep catches nothing: as pid 1 it would ignore SIGTERM for the
+    // whole grace; terminate() sends SIGKILL at once instead.
+    await using plain = Process.spawn("/bin/sleep", {
+      args: ["30"],
+      isolate: true,
+    });
+    // A grace far beyond the wait's timeout: only an immediate SIGKILL
+    // can end it in time.
+    const a = await within(
+      plain.terminate({ grace: 600_000 }),
+      10_000,
+      "terminate of pid 1",
+    );
+    assertEquals(a.kind === "signaled" && a.signal, "SIGKILL");
+    // A shell with a TERM trap gets SIGTERM and exits by its own hand.
+    using ready = createMemfd();
+    await using trapping = Process.spawn("/bin/sh", {
+      args: [
+        "-c",
+        "trap 'exit 7' TERM; echo ready; while :; do sleep 0.05; done",
+      ],
+      isolate: true,
+      stdout: ready,
+    });
+    const deadline = performance.now() + 5000;
+    while (dec.decode(readFd(ready)) === "" && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertEquals(
+      await within(trapping.terminate({ grace: 600_000 }), 10_000, "trap"),
+      { kind: "exited", code: 7 },
+    );
   });
 });
 
@@ -520,14 +635,16 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
         Process.spawn("/bin/true", { isolate: true, spawnPath: "posix_spawn" }),
       ProcessIsolationError,
     );
-    assertEquals(e.layers, [
-      "user namespace",
-      "network namespace",
-      "pid namespace",
-      "parent-death signal",
-      "no_new_privs",
-    ]);
-    assertMatch(e.message, /^Cannot spawn isolated process: user namespace/);
+    assertEquals(
+      e.layers,
+      ISOLATION_LAYERS.filter((l) =>
+        !["clearSignalHandlers", "cgroupLimits"].includes(l)
+      ),
+    );
+    assertMatch(
+      e.message,
+      /^Cannot spawn isolated process: parentDeathSignal, userNamespace/,
+    );
     assertEquals(watchedCount(), 0);
 
     const p = Process.spawn("/bin/true", {
@@ -538,8 +655,12 @@ Deno.test("`Process.start()` refuses isolation it cannot give unless allowUnisol
     const d = p.describe();
     assertEquals(d.isolation.userNamespace, false);
     assertEquals(d.isolation.networkNamespace, false);
-    assertEquals(d.notApplied.length, 4); // user, pid, pdeathsig, nnp
-    assertMatch(d.notApplied[0], /^user namespace: not available/);
+    assertEquals(d.isolation.clearSignalHandlers, true);
+    assert(!d.notApplied.some((n) => n.startsWith("networkNamespace")));
+    assertMatch(
+      d.notApplied.find((n) => n.startsWith("userNamespace"))!,
+      /^userNamespace: not available with posix_spawn/,
+    );
     assertEquals(await waitExit(p), { kind: "exited", code: 0 });
   });
 });

