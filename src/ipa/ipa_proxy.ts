@@ -16,7 +16,11 @@ import {
   IpcPeerGoneError,
   IpcRemoteError,
 } from "../pipe/pipe_errors.ts";
-import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
+import {
+  DEFAULT_CALL_TIMEOUT,
+  type IpcCallOptions,
+  IpcPipeUnixSocket,
+} from "../pipe/ipc_pipe_unix_socket.ts";
 import type { IpcMessage } from "../pipe/ipc_message.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
@@ -482,7 +486,10 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
    */
   protected warmUp(calls: number = DEFAULT_WARMUP_CALLS): void {
     if (calls <= 0) return;
-    const call = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD);
+    // Not a frame: a warm-up call under load may outlast a frame deadline.
+    const call = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD, {
+      timeout: DEFAULT_CALL_TIMEOUT,
+    });
     for (let i = 0; i < calls; i++) call(WARMUP_VALUE);
   }
 
@@ -602,6 +609,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     name: string,
     cmd: number,
     def: IpaMethodSpec = this.#iface.methods[name],
+    callOptions?: IpcCallOptions,
   ): (params: unknown) => unknown {
     const method = `${this.#iface.name}.${name}`;
     const action = `Cannot call ${method} (command ${cmd})`;
@@ -625,7 +633,10 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       const enc = encodeIpa(def.params, params ?? {}, "params", method);
       let reply;
       try {
-        reply = this.#pipe.sendSync({ cmd, data: enc.data, fds: enc.fds });
+        reply = this.#pipe.sendSync(
+          { cmd, data: enc.data, fds: enc.fds },
+          callOptions,
+        );
         if (TRACE_ON) trace("ipa.replied", TRACE_KEY_PROXY);
       } catch (e) {
         throw this.#callError(e, action);
