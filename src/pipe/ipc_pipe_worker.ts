@@ -311,8 +311,13 @@ export class IpcPipeWorker implements Disposable {
     const n = rx.finishRecv(block.call());
     if (held !== null) {
       this.#held = null;
-      // Not sent (socket full, or an error): the ordinary send decides.
-      if (block.sent < 0) this.#sendNow(held.cmd, held.cookie, held.data, []);
+      if (block.sent < 0) {
+        // Not sent (the parent's socket is full: its receive window is,
+        // say), so nothing was read either: the ordinary send decides,
+        // then the loop waits again.
+        this.#sendNow(held.cmd, held.cookie, held.data, []);
+        return -1;
+      }
     }
     const step = block.step;
     spin.record(spinUs, step === SYNC_STEP.SPIN);
