@@ -139,6 +139,9 @@ export class MsgBuffers {
   #control: Uint8Array;
   #controlView: DataView;
   #controlAddr: bigint;
+  // Sizes as the bigints the header takes (no conversion per read).
+  #dataLen: bigint;
+  #controlLen: bigint;
 
   /**
    * @param capacity Size of the data buffer in bytes.
@@ -156,6 +159,8 @@ export class MsgBuffers {
     this.#control = new Uint8Array(controlBuf);
     this.#controlView = new DataView(controlBuf);
     this.#controlAddr = address(controlBuf);
+    this.#dataLen = BigInt(capacity);
+    this.#controlLen = BigInt(this.#control.length);
     const hdrBuf = new ArrayBuffer(msghdr.SIZEOF);
     this.#hdr = new Uint8Array(hdrBuf);
     this.#hdrView = new DataView(hdrBuf);
@@ -173,7 +178,29 @@ export class MsgBuffers {
     fds: ArrayLike<number>,
     flags: number,
   ): number {
-    if (fds.length > this.maxFds) return -22; // EINVAL; callers check first
+    if (!this.prepareSend(length, fds)) return -22; // EINVAL; callers check
+    const raw = rawSocketCalls();
+    if (raw !== null) return raw.sendmsg(fd, this.#hdr, flags);
+    const n = Number(libc().sendmsg(fd, this.#hdr, flags));
+    return n < 0 ? -errno() : n;
+  }
+
+  /**
+   * The `struct msghdr` itself, for code that issues the system call in
+   * its own way (`sync_call.ts`): after {@linkcode MsgBuffers.prepareSend}
+   * or {@linkcode MsgBuffers.prepareRecv}.
+   */
+  get msghdr(): Uint8Array {
+    return this.#hdr;
+  }
+
+  /**
+   * Sets the header up to send `data[0, length)` with `fds`, as
+   * {@linkcode MsgBuffers.sendmsg} does. Returns false if there are more
+   * descriptors than the control buffer holds.
+   */
+  prepareSend(length: number, fds: ArrayLike<number>): boolean {
+    if (fds.length > this.maxFds) return false;
     this.#iovView.setBigUint64(iovec.iov_len, BigInt(length), true);
     const h = this.#hdrView;
     if (fds.length === 0) {
@@ -194,10 +221,7 @@ export class MsgBuffers {
         true,
       );
     }
-    const raw = rawSocketCalls();
-    if (raw !== null) return raw.sendmsg(fd, this.#hdr, flags);
-    const n = Number(libc().sendmsg(fd, this.#hdr, flags));
-    return n < 0 ? -errno() : n;
+    return true;
   }
 
   /**
@@ -207,24 +231,34 @@ export class MsgBuffers {
    * {@linkcode MsgBuffers.receivedFds} the descriptors that arrived.
    */
   recvmsg(fd: number, flags: number): number {
-    this.#iovView.setBigUint64(iovec.iov_len, BigInt(this.data.length), true);
-    const h = this.#hdrView;
-    h.setBigUint64(msghdr.msg_control, this.#controlAddr, true);
-    h.setBigUint64(
-      msghdr.msg_controllen,
-      BigInt(this.#control.length),
-      true,
-    );
-    h.setInt32(msghdr.msg_flags, 0, true);
+    this.prepareRecv();
     const raw = rawSocketCalls();
     const n = raw !== null
       ? raw.recvmsg(fd, this.#hdr, flags)
       : Number(libc().recvmsg(fd, this.#hdr, flags));
+    return this.finishRecv(n < 0 && raw === null ? -errno() : n);
+  }
+
+  /** Sets the header up for a recvmsg(2) into the whole data buffer. */
+  prepareRecv(): void {
+    this.#iovView.setBigUint64(iovec.iov_len, this.#dataLen, true);
+    const h = this.#hdrView;
+    h.setBigUint64(msghdr.msg_control, this.#controlAddr, true);
+    h.setBigUint64(msghdr.msg_controllen, this.#controlLen, true);
+    h.setInt32(msghdr.msg_flags, 0, true);
+  }
+
+  /**
+   * Records the outcome `n` (bytes or -errno) of a recvmsg(2) issued on
+   * {@linkcode MsgBuffers.msghdr}, as {@linkcode MsgBuffers.recvmsg} does.
+   * Returns `n`.
+   */
+  finishRecv(n: number): number {
+    const h = this.#hdrView;
     if (n < 0) {
-      const e = raw !== null ? -n : errno();
       h.setBigUint64(msghdr.msg_controllen, 0n, true);
       this.msgFlags = 0;
-      return -e;
+      return n;
     }
     this.msgFlags = h.getInt32(msghdr.msg_flags, true);
     return n;

@@ -8,12 +8,18 @@ import type { IpcPipeWorker } from "../pipe/ipc_pipe_worker.ts";
 import { OwnedFd } from "../fd/owned_fd.ts";
 import {
   CMD_INIT,
+  CMD_WARMUP,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_METHOD,
 } from "./_ipa_protocol.ts";
 import { IpcCallError } from "../pipe/ipc_call_error.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
+
+/** Trace key of the host's own hops (the pipe's are keyed by cookie). */
+const TRACE_KEY_HOST = -2;
 
 type Impl = Record<string, (params: unknown) => unknown>;
 
@@ -89,7 +95,11 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     return { info: { ...info } };
   };
 
-  const invoke = async (msg: IpcMessage): Promise<IpcMessageInit> => {
+  // Synchronous unless the method returns a Promise: a sync reply then
+  // leaves the worker's loop without a Promise turn.
+  const invoke = (
+    msg: IpcMessage,
+  ): IpcMessageInit | Promise<IpcMessageInit> => {
     const name = methodNames[msg.cmd - 1];
     if (impl === undefined || iface === undefined || name === undefined) {
       for (const fd of msg.ownedFds) fd.close();
@@ -99,29 +109,48 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     const method = `${iface.name}.${name}`;
     // The IPA owns them now (the message no longer closes them).
     const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
+    if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
     const params = decodeIpa(def.params, msg.data, fds, "params", method);
-    let result;
-    try {
-      result = await impl[name](params);
-    } catch (e) {
-      // The caller sees this text in its IpcRemoteError: name the method.
+    if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
+    // The caller sees this text in its IpcRemoteError: name the method.
+    const threw = (e: unknown): never => {
       throw new Error(
         `${method} threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`,
         { cause: e },
       );
+    };
+    const finish = (result: unknown): IpcMessageInit => {
+      if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
+      if (def.result === undefined) return { cmd: msg.cmd };
+      const enc = encodeIpa(def.result, result, "result", method);
+      if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
+      return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+    };
+    let result;
+    try {
+      result = impl[name](params);
+    } catch (e) {
+      threw(e);
     }
-    if (def.result === undefined) return { cmd: msg.cmd };
-    const enc = encodeIpa(def.result, result, "result", method);
-    return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+    return result instanceof Promise
+      ? result.then(finish, threw)
+      : finish(result);
   };
 
   await worker.serve({
-    async onCall(msg) {
-      if (msg.cmd === CMD_INIT) {
-        const reply = await init(json.decode<InitRequest>(msg.data));
-        return { cmd: CMD_INIT, data: json.encode(reply) };
+    onCall(msg) {
+      if (msg.cmd === CMD_WARMUP) {
+        const spec = WARMUP_METHOD;
+        const v = decodeIpa(spec.params, msg.data, msg.ownedFds, "params");
+        return { cmd: CMD_WARMUP, data: encodeIpa(spec.result!, v).data };
       }
-      return await invoke(msg);
+      if (msg.cmd === CMD_INIT) {
+        return init(json.decode<InitRequest>(msg.data)).then((reply) => ({
+          cmd: CMD_INIT,
+          data: json.encode(reply),
+        }));
+      }
+      return invoke(msg);
     },
     async onMessage(msg) {
       try {

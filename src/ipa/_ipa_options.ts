@@ -61,6 +61,16 @@ export function checkTimeoutOption(v: unknown, option: string, fail: Fail) {
   }
 }
 
+export function checkCount(v: unknown, option: string, fail: Fail): void {
+  if (v === undefined) return;
+  if (typeof v !== "number") {
+    fail(option, `must be a number, not ${describeValue(v)}`);
+  }
+  if (!Number.isInteger(v) || v < 0) {
+    fail(option, `must be an integer >= 0, not ${v}`, RangeError);
+  }
+}
+
 export function checkIsolate(v: unknown, option: string, fail: Fail): void {
   if (v === undefined || typeof v === "boolean") return;
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
@@ -162,6 +172,7 @@ export function checkProxyArgs(
   checkDenoFlags(o.denoFlags, "denoFlags", fail);
   checkEnv(o.env, "env", fail);
   checkFilesystem(o.filesystem, "filesystem", fail);
+  checkCount(o.warmUp, "warmUp", fail);
 }
 
 /** Checks the options of `new IpaManager()`. */

@@ -16,7 +16,11 @@ import {
   IpcPeerGoneError,
   IpcRemoteError,
 } from "../pipe/pipe_errors.ts";
-import { IpcPipeUnixSocket } from "../pipe/ipc_pipe_unix_socket.ts";
+import {
+  DEFAULT_CALL_TIMEOUT,
+  type IpcCallOptions,
+  IpcPipeUnixSocket,
+} from "../pipe/ipc_pipe_unix_socket.ts";
 import type { IpcMessage } from "../pipe/ipc_message.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { IpcClosedError, IpcTimeoutError } from "../common/errors.ts";
@@ -30,18 +34,24 @@ import type {
   IpaInterface,
   IpaInterfaceSpec,
   IpaMethods,
+  IpaMethodSpec,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
 import { type IpaProxyState, IpaStateError } from "./ipa_state.ts";
 import { checkProxyArgs } from "./_ipa_options.ts";
 import { crashReportBuffer, readCrashReport } from "./_ipa_thread_crash.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
 import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
+  CMD_WARMUP,
+  DEFAULT_WARMUP_CALLS,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_METHOD,
+  WARMUP_VALUE,
 } from "./_ipa_protocol.ts";
 
 /** Where an IPA runs. */
@@ -59,6 +69,13 @@ export interface IpaProxyOptions {
    * {@linkcode IpaManager}); the error is {@linkcode IpaPipelineMismatchError}.
    */
   pipelineName?: string;
+  /**
+   * Sync round trips made at start through the real call path, so that
+   * the first frames run optimised code (V8 optimises after a few thousand
+   * runs; at 30 calls a second that takes minutes). Default 2000 (tens of
+   * ms); 0 skips it.
+   */
+  warmUp?: number;
   /** Isolated only: namespaces etc. Default `true` (every layer). */
   isolate?: boolean | ProcessIsolation;
   /** Isolated only: run even if isolation is unavailable. */
@@ -99,6 +116,9 @@ export interface IpaProxyOptions {
    */
   lock?: string | false;
 }
+
+/** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
+const TRACE_KEY_PROXY = -1;
 
 /** The program an isolated IPA worker runs (its static imports only). */
 const IPA_WORKER_ENTRY = new URL("./ipa_proxy_worker.ts", import.meta.url);
@@ -457,6 +477,32 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     }
   }
 
+  /**
+   * Makes `calls` warm-up round trips through the sync method path (the
+   * same closure code as the interface's methods, the same codec, pipe and
+   * host paths), so that the first frames run optimised code.
+   *
+   * @param calls How many.
+   */
+  protected warmUp(calls: number = DEFAULT_WARMUP_CALLS): void {
+    if (calls <= 0) return;
+    // Not a frame: a warm-up call under load may outlast a frame deadline.
+    const call = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD, {
+      timeout: DEFAULT_CALL_TIMEOUT,
+    });
+    for (let i = 0; i < calls; i++) call(WARMUP_VALUE);
+  }
+
+  /** {@linkcode IpaProxy.warmUp}, closing everything if it fails. */
+  protected async warmUpOrClose(calls: number): Promise<void> {
+    try {
+      this.warmUp(calls);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
   /** The module's description. */
   get info(): IpaModuleInfo {
     return { ...this.#info! };
@@ -559,8 +605,12 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     return e;
   }
 
-  #method(name: string, cmd: number): (params: unknown) => unknown {
-    const def = this.#iface.methods[name];
+  #method(
+    name: string,
+    cmd: number,
+    def: IpaMethodSpec = this.#iface.methods[name],
+    callOptions?: IpcCallOptions,
+  ): (params: unknown) => unknown {
     const method = `${this.#iface.name}.${name}`;
     const action = `Cannot call ${method} (command ${cmd})`;
     const lifecycle = this.#iface.lifecycle;
@@ -579,10 +629,15 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     }
     return (params) => {
       this.#checkCallable(action, true);
+      if (TRACE_ON) trace("ipa.call", TRACE_KEY_PROXY);
       const enc = encodeIpa(def.params, params ?? {}, "params", method);
       let reply;
       try {
-        reply = this.#pipe.sendSync({ cmd, data: enc.data, fds: enc.fds });
+        reply = this.#pipe.sendSync(
+          { cmd, data: enc.data, fds: enc.fds },
+          callOptions,
+        );
+        if (TRACE_ON) trace("ipa.replied", TRACE_KEY_PROXY);
       } catch (e) {
         throw this.#callError(e, action);
       } finally {
@@ -594,13 +649,15 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         reply[Symbol.dispose]();
         return undefined;
       }
-      return decodeIpa(
+      const result = decodeIpa(
         def.result,
         reply.data,
         reply.ownedFds,
         "result",
         method,
       );
+      if (TRACE_ON) trace("ipa.decoded", TRACE_KEY_PROXY);
+      return result;
     };
   }
 
@@ -700,6 +757,7 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
     checkProxyArgs(iface, module, options, "Cannot create IpaProxyThread");
+    const warmUp = options.warmUp ?? DEFAULT_WARMUP_CALLS;
     const url = moduleUrl(module);
     const crashReport = crashReportBuffer();
     const sock = new IpcUnixSocket();
@@ -755,6 +813,7 @@ export class IpaProxyThread<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       },
     );
     await proxy.connectModule(url, options.pipelineName);
+    await proxy.warmUpOrClose(warmUp);
     return proxy as unknown as IpaProxyOf<I>;
   }
 }
@@ -800,6 +859,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     options: IpaProxyOptions = {},
   ): Promise<IpaProxyOf<I>> {
     checkProxyArgs(iface, module, options, "Cannot create IpaProxyIsolated");
+    const warmUp = options.warmUp ?? DEFAULT_WARMUP_CALLS;
     const url = moduleUrl(module);
     // Both the worker entry and the module are fetched into the Deno cache
     // first: the child has no network (and an entry served over HTTP is
@@ -846,6 +906,7 @@ export class IpaProxyIsolated<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       { cleanup: async () => {} },
     );
     await proxy.connectModule(url, options.pipelineName);
+    await proxy.warmUpOrClose(warmUp);
     return proxy as unknown as IpaProxyOf<I>;
   }
 }

@@ -356,6 +356,8 @@ export const IPA_RESERVED_NAMES: Readonly<{
     "interface",
     "pid",
     "connectModule",
+    "warmUp",
+    "warmUpOrClose",
     "then",
     "constructor",
   ]),

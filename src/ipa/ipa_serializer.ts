@@ -5,12 +5,14 @@
  * wire format is written down in `docs/ipa_wire.md`.
  *
  * libcamera generates a C++ serializer per mojom interface; here one
- * encoder and one decoder walk the type at run time.
+ * encoder and one decoder walk the type at run time, and flat structs (the
+ * usual per-frame parameters) get a plan made once (`_ipa_flat_codec.ts`).
  *
  * @module
  */
 import type { IpaStructType, IpaType } from "./ipa_schema.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
+import { decodeFlat, encodeFlat, flatPlan } from "./_ipa_flat_codec.ts";
 
 /** Deepest nesting of arrays, maps, structs and optionals in one value. */
 const MAX_DEPTH = 64;
@@ -666,6 +668,11 @@ export function encodeIpa(
   path = "value",
   owner?: string,
 ): IpaEncoded {
+  const plan = flatPlan(type);
+  if (plan !== null) {
+    const flat = encodeFlat(plan, value);
+    if (flat !== null) return flat;
+  }
   const enc = new Encoder(path, owner);
   enc.value(type, value);
   return { data: enc.result(), fds: enc.fds };
@@ -1044,6 +1051,11 @@ export function decodeIpa(
       throw new TypeError(
         `Cannot decode ${path}: fds must be an array of OwnedFd`,
       );
+    }
+    const plan = flatPlan(type);
+    if (plan !== null) {
+      const flat = decodeFlat(plan, data, fds);
+      if (flat !== null) return flat;
     }
     const dec = new Decoder(data, fds, path, owner);
     const value = dec.value(type);

@@ -38,6 +38,16 @@ export class OrderedDelivery<T> {
     this.#held.set(seq, item);
   }
 
+  /**
+   * Hands in gap `seq` (a reply a sync call returned). When it is next in
+   * order nothing is stored, so a sync call that read only its reply
+   * leaves nothing to flush (no timer after each call).
+   */
+  gap(seq: number): void {
+    if (seq === this.#next) this.#next++;
+    else this.#held.set(seq, null);
+  }
+
   /** Whether the next item in order is held (a flush would deliver it). */
   get ready(): boolean {
     return this.#held.has(this.#next);

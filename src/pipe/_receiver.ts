@@ -165,12 +165,47 @@ export class Receiver {
    * receiver finishes a read in progress.
    */
   take(idx: number): void {
+    this.lock(idx);
+    epollCtl(
+      this.#epfd,
+      EPOLL.EPOLL_CTL_DEL,
+      this.#table[entry(idx) + E_FD],
+      0,
+      0,
+      0,
+    );
+  }
+
+  /**
+   * The lock half of {@linkcode Receiver.take}, for a caller that takes
+   * the socket out of the epoll set itself (the one-crossing sync call,
+   * ffi/sync_call.ts, which also gives it back).
+   */
+  lock(idx: number): void {
     const t = this.#table;
     const b = entry(idx);
     while (Atomics.compareExchange(t, b + E_LOCK, FREE, CALLER) !== FREE) {
       Atomics.wait(t, b + E_LOCK, Atomics.load(t, b + E_LOCK), 5);
     }
-    epollCtl(this.#epfd, EPOLL.EPOLL_CTL_DEL, t[b + E_FD], 0, 0, 0);
+  }
+
+  /** The epoll set the receiver Worker sleeps on. */
+  get epfd(): number {
+    return this.#epfd;
+  }
+
+  /**
+   * Ends a hold that the one-crossing call ended itself (it stored the lock
+   * word and put the socket back): an exit the receiver let go meanwhile
+   * fires again, as in {@linkcode Receiver.give}.
+   *
+   * @returns Whether the peer's pidfd fired while the caller held it.
+   */
+  gaveBack(idx: number): boolean {
+    const exited =
+      Atomics.exchange(this.#table, entry(idx) + E_EXITED, 0) !== 0;
+    if (exited) this.#rearmPidfd(idx);
+    return exited;
   }
 
   /**

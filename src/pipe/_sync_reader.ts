@@ -5,22 +5,41 @@
 // hangs when waits nest). It first spins on non-blocking reads (a reply
 // within the window costs no wake-up of this thread), then sleeps in
 // poll(2) on the socket and the peer's pidfd until the deadline.
+//
+// Where the one-crossing stub exists (ffi/sync_call.ts, x86_64), the call
+// goes through callFast() first: the frame is written in place into this
+// thread's send buffer, and one FFI call sends it, spins, sleeps, reads the
+// reply and gives the socket back to the receiver. Anything unusual (a full
+// socket, a dead peer, a bad frame) returns to readReply() with the lock
+// still held.
 import { IpcTimeoutError } from "../common/errors.ts";
 import { E } from "../../ffi/errno.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
 import { MSG, MsgBuffers } from "../../ffi/socket.ts";
 import {
+  addressOf,
+  SYNC_STEP,
+  SyncBlock,
+  syncCallStub,
+} from "../../ffi/sync_call.ts";
+import {
+  FRAME_VERSION,
   HEADER_SIZE,
   INLINE_MAX,
   isEndOfStream,
   MAX_FDS,
+  writeHeader,
 } from "../ipc/_frame.ts";
 import {
   decodeItem,
+  MSG_HEADER,
   OWNER_GEN,
   type ReceivedError,
   type ReceivedMessage,
 } from "./_receiver_shared.ts";
+import type { AdaptiveSpin } from "./_adaptive_spin.ts";
+import { calibrateSpin } from "./_spin_calibration.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
 
 /** Largest message a sync reader accepts (as the receiver Worker). */
 const MAX_MESSAGE_SIZE = 1 << 30;
@@ -98,4 +117,188 @@ export function readReply(r: SyncRead): ReceivedMessage | null {
     // order.
     r.keep(item);
   }
+}
+
+/** Largest call data the one-crossing path sends (the rest: IpcUnixSocket). */
+export const FAST_DATA_MAX = INLINE_MAX - MSG_HEADER;
+
+/** How {@linkcode callFast} ended. */
+export const FAST = Object.freeze({
+  /** The reply is in {@linkcode FastPath.reply}; the socket was given back. */
+  DONE: 0,
+  /** The request was not sent (socket full or gone): send it the slow way. */
+  UNSENT: 1,
+  /** Sent; read on with readReply() (the lock is held). */
+  SLOW: 2,
+  /** Sent; the lock was given back with a bad frame: take it again first. */
+  RETAKE: 3,
+  /** The reply is in {@linkcode FastPath.reply}; the lock is still held. */
+  HELD: 4,
+});
+
+/** One thread's buffers of the one-crossing path. */
+export interface FastPath {
+  readonly tx: MsgBuffers;
+  readonly txView: DataView;
+  readonly rx: MsgBuffers;
+  readonly rxView: DataView;
+  readonly txHdr: bigint;
+  readonly rxHdr: bigint;
+  readonly block: SyncBlock;
+  /** Non-blocking reads per µs of spinning (measured once). */
+  readonly readsPerUs: number;
+  /** The reply of the last call that ended {@linkcode FAST}.DONE. */
+  reply: ReceivedMessage | null;
+  /** Whose socket the block is set up for (a FastCall, or a worker). */
+  owner: object | null;
+}
+
+let fastPath: FastPath | null | undefined;
+
+/** This thread's one-crossing path, or null where there is no stub. */
+export function fastSyncPath(): FastPath | null {
+  if (fastPath !== undefined) return fastPath;
+  const fn = syncCallStub();
+  if (fn === null) return fastPath = null;
+  const tx = new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
+  const rx = shared.rx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
+  const block = new SyncBlock(fn);
+  fastPath = {
+    tx,
+    txView: new DataView(tx.data.buffer),
+    rx,
+    rxView: new DataView(rx.data.buffer),
+    txHdr: addressOf(tx.msghdr),
+    rxHdr: addressOf(rx.msghdr),
+    block,
+    readsPerUs: calibrateSpin(block),
+    reply: null,
+    owner: null,
+  };
+  return fastPath;
+}
+
+/** A sync call for {@linkcode callFast}. */
+export interface FastCall {
+  fd: number;
+  pidfd: number;
+  id: number;
+  cmd: number;
+  cookie: number;
+  data: Uint8Array;
+  fds: readonly number[];
+  deadline: number;
+  spin: AdaptiveSpin;
+  /**
+   * The receiver's epoll set (-1: leave the socket out of it), and
+   * addresses of lock word and counter.
+   */
+  epfd: number;
+  lock: bigint;
+  seq: bigint;
+  /** epoll data of the socket (`dataHi` kind, `dataLo` pipe index). */
+  tag: number;
+  keep(item: ReceivedMessage | ReceivedError): void;
+}
+
+/**
+ * Sends call `c` and reads its reply in one FFI crossing (more only for
+ * records that are not the reply, or sleeps cut short). The caller holds
+ * the pipe's lock (Receiver.lock()); the socket is in the epoll set.
+ *
+ * @returns A {@linkcode FAST} code.
+ */
+export function callFast(f: FastPath, c: FastCall): number {
+  const { tx, rx, block } = f;
+  const size = MSG_HEADER + c.data.length;
+  writeHeader(tx.data, size, c.fds.length, 0);
+  f.txView.setUint32(HEADER_SIZE, c.cmd, true);
+  f.txView.setUint32(HEADER_SIZE + 4, c.cookie, true);
+  tx.data.set(c.data, HEADER_SIZE + MSG_HEADER);
+  tx.prepareSend(HEADER_SIZE + size, c.fds);
+  rx.prepareRecv(); // the kernel shrank msg_controllen on the last read
+  if (f.owner !== c) {
+    f.owner = c;
+    block.socket(c.fd, c.pidfd);
+    block.receiver(c.epfd, c.id, c.tag, c.lock, c.seq);
+    block.recv(f.rxHdr);
+  }
+  block.epoll(c.epfd); // -1 while flow control keeps the socket out
+  block.send(f.txHdr);
+  let spinUs = c.spin.next();
+  if (TRACE_ON) trace("call.send", c.cookie);
+  for (;;) {
+    const remaining = c.deadline - performance.now();
+    if (remaining <= 0) return FAST.SLOW; // readReply() throws the timeout
+    block.wait(
+      c.cookie,
+      Math.round(spinUs * f.readsPerUs),
+      remaining === Infinity ? -1 : Math.ceil(remaining),
+    );
+    const n = rx.finishRecv(block.call());
+    if (block.sent < 0) return FAST.UNSENT;
+    block.send(0n);
+    const step = block.step;
+    if (spinUs > 0) {
+      c.spin.record(spinUs, step === SYNC_STEP.SPIN);
+      spinUs = 0; // one spin per call: later waits are for stragglers
+    }
+    if (TRACE_ON) trace("call.reply", c.cookie);
+    if (step === SYNC_STEP.IDLE) continue;
+    if ((step !== SYNC_STEP.SPIN && step !== SYNC_STEP.POLL) || n <= 0) {
+      // A dead peer, a failed read, or an empty record (end of stream?):
+      // readReply() sorts them out. An empty record took a number.
+      if (n === 0 && block.seq >= 0 && !isEndOfStream(rx, n, c.fd)) {
+        c.keep(decodeItem(rx, n, c.id, OWNER_GEN, block.seq, MAX_MESSAGE_SIZE));
+        continue;
+      }
+      return FAST.SLOW;
+    }
+    if (block.released && isPlainFrame(rx, n)) {
+      // The usual reply: bytes only, read in place (one copy).
+      f.reply = {
+        type: "msg",
+        id: c.id,
+        gen: OWNER_GEN,
+        seq: block.seq,
+        cmd: f.rxView.getUint32(HEADER_SIZE, true),
+        cookie: c.cookie,
+        buffer: (rx.data.buffer as ArrayBuffer).slice(
+          HEADER_SIZE + MSG_HEADER,
+          n,
+        ),
+        fds: [],
+      };
+      return FAST.DONE;
+    }
+    const item = decodeItem(
+      rx,
+      n,
+      c.id,
+      OWNER_GEN,
+      block.seq,
+      MAX_MESSAGE_SIZE,
+    );
+    if (item.type === "msg" && item.cookie === c.cookie) {
+      f.reply = item;
+      return block.released ? FAST.DONE : FAST.HELD;
+    }
+    c.keep(item);
+    if (block.released) return FAST.RETAKE;
+  }
+}
+
+/**
+ * Whether the `n`-byte record in `rx` is a well-formed frame of inline
+ * bytes and no descriptors, with a message header (anything else goes
+ * through decodeItem(), which checks and reports every way a frame can be
+ * wrong).
+ */
+function isPlainFrame(rx: MsgBuffers, n: number): boolean {
+  const b = rx.data;
+  const size = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  return n >= HEADER_SIZE + MSG_HEADER && size === n - HEADER_SIZE &&
+    b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === FRAME_VERSION &&
+    (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
+    rx.receivedFds().length === 0;
 }

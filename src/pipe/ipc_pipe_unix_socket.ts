@@ -15,7 +15,7 @@ import {
 } from "../common/errors.ts";
 import { checkTimeout } from "../common/_timeout.ts";
 import { TypedEventTarget } from "../common/typed_event_target.ts";
-import { OwnedFd } from "../fd/owned_fd.ts";
+import { fdNumber, OwnedFd } from "../fd/owned_fd.ts";
 import {
   Process,
   type ProcessIsolation,
@@ -27,7 +27,9 @@ import {
   DEFAULT_SPIN_US,
   type IpcPayloadInit,
   IpcUnixSocket,
+  MAX_FDS_PER_MESSAGE,
 } from "../ipc/ipc_unix_socket.ts";
+import { addressOf } from "../../ffi/sync_call.ts";
 import { close as closeFd } from "../../ffi/unistd.ts";
 import {
   encodeMessage,
@@ -45,7 +47,25 @@ import {
 } from "./pipe_events.ts";
 import { PendingCalls } from "./_pending_calls.ts";
 import { OrderedDelivery } from "./_ordered_delivery.ts";
-import { readReply } from "./_sync_reader.ts";
+import {
+  callFast,
+  FAST,
+  FAST_DATA_MAX,
+  type FastCall,
+  type FastPath,
+  fastSyncPath,
+  readReply,
+  type SyncRead,
+} from "./_sync_reader.ts";
+import { AdaptiveSpin } from "./_adaptive_spin.ts";
+import {
+  E_GEN,
+  E_LOCK,
+  E_SEQ,
+  entry,
+  epollTag,
+  TAG_SOCKET,
+} from "./_receiver_shared.ts";
 import { SendQueue } from "./_send_queue.ts";
 import { PipeLife } from "./_pipe_life.ts";
 import { Receiver } from "./_receiver.ts";
@@ -129,6 +149,12 @@ export interface IpcCallOptions {
 
 type Received = ReceivedMessage | ReceivedError;
 
+const EMPTY = new Uint8Array(0);
+const NO_FDS: readonly number[] = Object.freeze([]);
+const INT32_BYTES = 4;
+/** The block's epfd for "leave the epoll set alone". */
+const NO_EPOLL = -1;
+
 /** Grace before each escalation when closing, ms (see close()). */
 const DEFAULT_CLOSE_GRACE = 1000;
 
@@ -193,6 +219,10 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     this.#deliver(item)
   );
   readonly #life: PipeLife;
+  // The one-crossing sync call (null without the stub), its reusable
+  // description, and when it pays to spin for the reply.
+  readonly #fast: FastPath | null;
+  readonly #fastCall: FastCall;
   #nextCookie = 1;
   #lateReplies = 0;
   #credits = 0; // delivered items not yet given back to the receiver
@@ -264,6 +294,32 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       },
       onHangup: () => this.#markGone(),
     }, window);
+    this.#fast = fastSyncPath();
+    const table = this.#receiver.table;
+    const at = (field: number) =>
+      addressOf(
+        new Int32Array(
+          table.buffer,
+          (entry(this.#id) + field) * INT32_BYTES,
+          1,
+        ),
+      );
+    this.#fastCall = {
+      fd: this.#sock.fd,
+      pidfd: this.#pidfd?.fd ?? -1,
+      id: this.#id,
+      cmd: 0,
+      cookie: 0,
+      data: EMPTY,
+      fds: NO_FDS,
+      deadline: 0,
+      spin: new AdaptiveSpin(this.#spin, navigator.hardwareConcurrency ?? 1),
+      epfd: this.#receiver.epfd,
+      lock: at(E_LOCK),
+      seq: at(E_SEQ),
+      tag: epollTag(TAG_SOCKET, table[entry(this.#id) + E_GEN]),
+      keep: (item) => this.#delivery.hold(item.seq, item),
+    };
   }
 
   /**
@@ -352,10 +408,120 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    */
   sendSync(msg: IpcMessageInit, options: IpcCallOptions = {}): IpcMessage {
     const cmd = msg.cmd ?? 0;
-    const action = `Cannot call ${cmd}`;
     // A caller that blocks anyway waits (briefly) for the exit report.
+    if (this.#life.state !== "open") this.#life.checkSync(`Cannot call ${cmd}`);
+    const timeout = options.timeout === undefined
+      ? this.#timeout
+      : checkTimeout(options.timeout, this.#timeout);
+    const fast = this.#fast;
+    const data = msg.data;
+    // Calls queued by call() on a full socket go first (the slow path sends
+    // after them, within this call's deadline).
+    if (
+      fast === null || this.#queue.length > 0 || !Number.isInteger(cmd) ||
+      cmd < 0 || cmd >= IPC_ERROR_CMD || (data !== undefined &&
+        (!(data instanceof Uint8Array) || data.length > FAST_DATA_MAX)) ||
+      (msg.fds !== undefined && msg.fds.length > MAX_FDS_PER_MESSAGE)
+    ) {
+      return this.#sendSyncSlow(msg, cmd, timeout);
+    }
+    const cookie = this.#cookie();
+    const receiver = this.#receiver;
+    const call = this.#fastCall;
+    call.cmd = cmd;
+    call.cookie = cookie;
+    call.data = data ?? EMPTY;
+    call.fds = msg.fds === undefined || msg.fds.length === 0
+      ? NO_FDS
+      : msg.fds.map((fd) => fdNumber(fd, `Cannot call ${cmd}`));
+    // The deadline bounds the whole call, the send included.
+    call.deadline = performance.now() + timeout;
+    // Only this thread reads the socket until the stub gives it back.
+    receiver.lock(this.#id);
+    // A socket paused by flow control is out of the epoll set and stays
+    // out until release() (the receiver cannot pause it while we hold it).
+    call.epfd = receiver.paused(this.#id) ? NO_EPOLL : receiver.epfd;
+    let held = true;
+    let peerExited = false;
+    try {
+      let r = callFast(fast, call);
+      if (r === FAST.DONE) {
+        held = false;
+        peerExited = receiver.gaveBack(this.#id);
+        const reply = fast.reply!;
+        fast.reply = null;
+        this.#delivery.gap(reply.seq);
+        return this.#toReply(reply, cmd);
+      }
+      if (r === FAST.RETAKE) {
+        receiver.take(this.#id);
+        r = FAST.SLOW;
+      }
+      const action = `Cannot call ${cmd}`;
+      if (r === FAST.UNSENT) {
+        // A full socket (or a hang-up): send as the slow path does, until
+        // the same deadline.
+        this.#sendBlocking(
+          this.#encode(msg, cookie, action),
+          call.deadline,
+          timeout,
+          action,
+        );
+      }
+      let reply: ReceivedMessage | null;
+      if (r === FAST.HELD) {
+        reply = fast.reply;
+        fast.reply = null;
+      } else {
+        reply = readReply(
+          this.#syncRead(cookie, call.deadline, timeout, action),
+        );
+      }
+      if (reply !== null) {
+        this.#delivery.gap(reply.seq);
+        return this.#toReply(reply, cmd);
+      }
+      peerExited = true;
+    } catch (e) {
+      // The send met the hang-up before the exit was reaped: wait below.
+      if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
+    } finally {
+      if (held) peerExited = receiver.give(this.#id) || peerExited;
+      // What was read meanwhile is delivered from the event loop, never
+      // inside this call.
+      if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
+    }
+    const action = `Cannot call ${cmd}`;
+    const error = this.#life.goneSync(action);
+    this.#markGone();
+    throw error;
+  }
+
+  #syncRead(
+    cookie: number,
+    deadline: number,
+    timeout: number,
+    action: string,
+  ): SyncRead {
+    const receiver = this.#receiver;
+    return {
+      fd: this.#sock.fd,
+      pidfd: this.#pidfd?.fd ?? -1,
+      id: this.#id,
+      cookie,
+      deadline,
+      timeout,
+      spin: this.#spin,
+      action,
+      nextSeq: () => receiver.nextSeq(this.#id),
+      keep: (item) => this.#delivery.hold(item.seq, item),
+    };
+  }
+
+  /** sendSync() without the one-crossing stub (or for what it cannot send). */
+  #sendSyncSlow(msg: IpcMessageInit, cmd: number, timeout: number): IpcMessage {
+    const action = `Cannot call ${cmd}`;
     this.#life.checkSync(action);
-    const timeout = checkTimeout(options.timeout, this.#timeout);
     const deadline = performance.now() + timeout;
     const cookie = this.#cookie();
     const payload = this.#encode(msg, cookie, action);
@@ -367,20 +533,11 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     try {
       // The deadline bounds the whole call, the send included.
       this.#sendBlocking(payload, deadline, timeout, action);
-      const reply = readReply({
-        fd: this.#sock.fd,
-        pidfd: this.#pidfd?.fd ?? -1,
-        id: this.#id,
-        cookie,
-        deadline,
-        timeout,
-        spin: this.#spin,
-        action,
-        nextSeq: () => receiver.nextSeq(this.#id),
-        keep: (item) => this.#delivery.hold(item.seq, item),
-      });
+      const reply = readReply(
+        this.#syncRead(cookie, deadline, timeout, action),
+      );
       if (reply !== null) {
-        this.#delivery.hold(reply.seq, null);
+        this.#delivery.gap(reply.seq);
         return this.#toReply(reply, cmd);
       }
       peerExited = true;

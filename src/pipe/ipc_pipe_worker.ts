@@ -18,6 +18,48 @@ import {
   IpcUnixSocket,
 } from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
+import { E, SyscallError } from "../../ffi/errno.ts";
+import { SYNC_STEP } from "../../ffi/sync_call.ts";
+import { POLL, PollFds } from "../../ffi/poll.ts";
+import {
+  decodeFrame,
+  HEADER_SIZE,
+  isEndOfStream,
+  writeHeader,
+} from "../ipc/_frame.ts";
+import { MSG_HEADER } from "./_receiver_shared.ts";
+import { FAST_DATA_MAX, type FastPath, fastSyncPath } from "./_sync_reader.ts";
+import { AdaptiveSpin } from "./_adaptive_spin.ts";
+import { trace, TRACE_ON } from "../common/_trace.ts";
+
+/**
+ * Longest a serve() loop blocks its thread in one wait, ms: timers and
+ * other event-loop work run at least this often while it serves (late by
+ * at most this plus one handler), the HTML timer clamp for nested timers.
+ */
+export const SERVE_SLICE_MS = 4;
+
+/**
+ * Longest turn of the event loop between two slices, ms: the runtime's
+ * timers have a resolution of 1 ms. A message that arrives in a turn costs
+ * a pool-thread hand-off, as every message did before.
+ */
+export const SERVE_TURN_MS = 1;
+
+/** Period of the timer that keeps a serving program alive (the longest). */
+const KEEP_ALIVE_MS = 0x7fffffff;
+
+/** Largest message a worker accepts (as the receiver Worker). */
+const MAX_MESSAGE_SIZE = 1 << 30;
+
+const NO_FDS: readonly number[] = Object.freeze([]);
+
+/** A reply written into the one-crossing send buffer, not sent yet. */
+interface HeldReply {
+  cmd: number;
+  cookie: number;
+  data: Uint8Array;
+}
 
 /**
  * Answers a call: returns (or resolves to) the reply. A throw becomes an
@@ -68,6 +110,11 @@ export interface IpcPipeWorkerHandlers {
  */
 export class IpcPipeWorker implements Disposable {
   readonly #sock: IpcUnixSocket;
+  // The one-crossing loop (ffi/sync_call.ts): while it runs, a reply
+  // without descriptors is written into its send buffer and sent by the
+  // next wait's crossing ("reply, then wait").
+  #fast: FastPath | null = null;
+  #held: HeldReply | null = null;
 
   /**
    * Adopts a socket end.
@@ -108,6 +155,7 @@ export class IpcPipeWorker implements Disposable {
    * @throws {IpcTimeoutError} The parent did not take events in time.
    */
   emit(msg: IpcMessageInit, options: IpcSendOptions = {}): void {
+    this.#flushHeld();
     const m = new IpcMessage(msg);
     this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds), options);
   }
@@ -119,6 +167,8 @@ export class IpcPipeWorker implements Disposable {
    * @returns When the parent has hung up.
    */
   serve(handlers: IpcPipeWorkerHandlers = {}): Promise<void> {
+    const fast = fastSyncPath();
+    if (fast !== null) return this.#serveSliced(fast, handlers);
     const done = Promise.withResolvers<void>();
     let chain = Promise.resolve();
     this.#sock.addEventListener("message", (e) => {
@@ -134,6 +184,45 @@ export class IpcPipeWorker implements Disposable {
       });
     });
     return done.promise;
+  }
+
+  // serve() without a pool-thread hop per message: waits on this thread,
+  // in slices of at most SERVE_SLICE_MS, and between slices lets the event
+  // loop park for up to SERVE_TURN_MS with the socket watched from a pool
+  // thread (timers only advance when the runtime parks: a turn that never
+  // parks, such as a MessageChannel message, runs no timer).
+  async #serveSliced(
+    fast: FastPath,
+    handlers: IpcPipeWorkerHandlers,
+  ): Promise<void> {
+    const pfd = new PollFds(1);
+    const fd = this.#sock.fd;
+    // Serving keeps the program alive until the hang-up, even while a
+    // handler's Promise is pending with nothing else to wait for.
+    const alive = setInterval(() => {}, KEEP_ALIVE_MS);
+    const spin = new AdaptiveSpin(0, 1); // waits here are long: never spin
+    try {
+      let lastTurn = performance.now();
+      for (;;) {
+        let left = SERVE_SLICE_MS - (performance.now() - lastTurn);
+        if (left <= 0) {
+          this.#flushHeld(); // the turn may be long: never hold a reply
+          pfd.set(0, fd, POLL.POLLIN);
+          await pfd.pollAsync(SERVE_TURN_MS);
+          lastTurn = performance.now();
+          left = SERVE_SLICE_MS;
+        }
+        const n = this.#waitFast(fast, spin, Math.ceil(left));
+        if (n === null) break;
+        if (n < 0) continue;
+        const r = this.#dispatchFrame(fast, n, handlers);
+        if (r instanceof Promise) await r;
+      }
+    } finally {
+      clearInterval(alive);
+      this.#fast = null;
+      this.#sock.close();
+    }
   }
 
   /**
@@ -152,11 +241,32 @@ export class IpcPipeWorker implements Disposable {
     handlers: IpcPipeWorkerHandlers = {},
     options: { spin?: number } = {},
   ): void {
-    const spin = options.spin ?? DEFAULT_SPIN_US;
+    const spinUs = options.spin ?? DEFAULT_SPIN_US;
+    const fast = fastSyncPath();
+    if (fast !== null) {
+      const spin = new AdaptiveSpin(spinUs, navigator.hardwareConcurrency ?? 1);
+      try {
+        for (;;) {
+          const n = this.#waitFast(fast, spin, -1);
+          if (n === null) break;
+          if (n < 0) continue;
+          const r = this.#dispatchFrame(fast, n, handlers);
+          if (r instanceof Promise) {
+            throw new TypeError(
+              "Cannot serve blocking: a handler returned a Promise (use serve())",
+            );
+          }
+        }
+      } finally {
+        this.#fast = null;
+        this.#sock.close();
+      }
+      return;
+    }
     for (;;) {
       let payload;
       try {
-        payload = this.#sock.receive({ spin });
+        payload = this.#sock.receive({ spin: spinUs });
       } catch (e) {
         if (e instanceof IpcClosedError) break;
         throw e;
@@ -169,6 +279,82 @@ export class IpcPipeWorker implements Disposable {
       }
     }
     this.#sock.close();
+  }
+
+  /**
+   * One crossing: sends the held reply (if any), then waits up to
+   * `timeoutMs` (-1: no limit) for the next record.
+   *
+   * @returns Its length, -1 when nothing came in time, null at the end
+   *   (the parent hung up).
+   * @throws {SyscallError} If a read fails otherwise.
+   */
+  #waitFast(
+    fast: FastPath,
+    spin: AdaptiveSpin,
+    timeoutMs: number,
+  ): number | null {
+    const { block, rx } = fast;
+    this.#fast = fast;
+    const fd = this.#sock.fd;
+    rx.prepareRecv();
+    if (fast.owner !== this) {
+      fast.owner = this;
+      block.socket(fd, -1);
+      block.receiver(-1, 0, 0, 0n, 0n);
+      block.recv(fast.rxHdr);
+    }
+    block.send(this.#held === null ? 0n : fast.txHdr);
+    const spinUs = spin.next();
+    block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
+    const held = this.#held;
+    const n = rx.finishRecv(block.call());
+    if (held !== null) {
+      this.#held = null;
+      if (block.sent < 0) {
+        // Not sent (the parent's socket is full: its receive window is,
+        // say), so nothing was read either: the ordinary send decides,
+        // then the loop waits again.
+        this.#sendNow(held.cmd, held.cookie, held.data, []);
+        return -1;
+      }
+    }
+    const step = block.step;
+    spin.record(spinUs, step === SYNC_STEP.SPIN);
+    if (step === SYNC_STEP.IDLE) return -1;
+    if (step === SYNC_STEP.FAILED) {
+      if (n === -E.EINTR) return -1;
+      if (n === -E.ECONNRESET || n === -E.EPIPE) return null;
+      throw new SyscallError(-n, "recvmsg", "Cannot receive message");
+    }
+    if (n === 0 && isEndOfStream(rx, n, fd)) return null;
+    return n;
+  }
+
+  /** Decodes the record `n` bytes long in the receive buffer and handles it. */
+  #dispatchFrame(
+    fast: FastPath,
+    n: number,
+    handlers: IpcPipeWorkerHandlers,
+  ): void | Promise<void> {
+    const frame = decodeFrame(fast.rx, n, MAX_MESSAGE_SIZE);
+    if (TRACE_ON && frame.data.length >= MSG_HEADER) {
+      const v = new DataView(frame.data.buffer, frame.data.byteOffset);
+      trace("worker.received", v.getUint32(4, true));
+    }
+    return this.#dispatch(
+      frame.data,
+      frame.fds.map((fd) => new OwnedFd(fd)),
+      handlers,
+    );
+  }
+
+  /** Sends a reply held for the next crossing now (before an event). */
+  #flushHeld(): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    this.#sendNow(held.cmd, held.cookie, held.data, []);
   }
 
   #dispatch(
@@ -225,6 +411,32 @@ export class IpcPipeWorker implements Disposable {
     data: Uint8Array,
     fds: readonly FdLike[],
   ) {
+    const fast = this.#fast;
+    if (
+      fast !== null && fds.length === 0 && this.#held === null &&
+      data.length <= FAST_DATA_MAX
+    ) {
+      // Written in place; the next wait's crossing sends it.
+      const size = MSG_HEADER + data.length;
+      writeHeader(fast.tx.data, size, 0, 0);
+      fast.txView.setUint32(HEADER_SIZE, cmd, true);
+      fast.txView.setUint32(HEADER_SIZE + 4, cookie, true);
+      fast.tx.data.set(data, HEADER_SIZE + MSG_HEADER);
+      fast.tx.prepareSend(HEADER_SIZE + size, NO_FDS);
+      this.#held = { cmd, cookie, data };
+      if (TRACE_ON) trace("worker.reply", cookie);
+      return;
+    }
+    this.#flushHeld();
+    this.#sendNow(cmd, cookie, data, fds);
+  }
+
+  #sendNow(
+    cmd: number,
+    cookie: number,
+    data: Uint8Array,
+    fds: readonly FdLike[],
+  ): void {
     try {
       this.#sock.send(encodeMessage(cmd, cookie, data, fds));
     } catch (e) {

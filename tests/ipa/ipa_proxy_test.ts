@@ -534,3 +534,33 @@ export function createIpa(ctx) {
     }
   },
 );
+
+usernsTest(
+  "`IpaProxyIsolated.create()` refuses a bad warmUp before starting anything, and runs with none",
+  async () => {
+    await clean(async () => {
+      for (const bad of [-1, 1.5, NaN]) {
+        await assertRejects(
+          () => IpaProxyIsolated.create(TestIpa, MODULE, { warmUp: bad }),
+          RangeError,
+          "options.warmUp",
+        );
+      }
+      await using ipa = await IpaProxyIsolated.create(TestIpa, MODULE, {
+        warmUp: 0,
+      });
+      assertEquals(ipa.init({ name: "x" }), { greeting: "hello x" });
+    });
+  },
+);
+
+Deno.test("IpaProxy warm-up round trips leave the IPA stopped and emit nothing", async () => {
+  await clean(async () => {
+    await using ipa = await IpaProxyThread.create(TestIpa, MODULE, {
+      warmUp: 50,
+    });
+    assertEquals(ipa.state, "stopped");
+    assertEquals(ipa.droppedEvents, 0);
+    assertEquals(ipa.init({ name: "y" }), { greeting: "hello y" });
+  });
+});

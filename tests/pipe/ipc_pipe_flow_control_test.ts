@@ -198,6 +198,59 @@ Deno.test("`IpcPipeUnixSocket` receive window: a flooding worker's sends time ou
   });
 });
 
+Deno.test("`IpcPipeUnixSocket.sendSync()` on a paused pipe: what it reads past the window is delivered in order and takes no credit", async () => {
+  const FLOOD_EVENTS = 20_000;
+  await clean(async (pids) => {
+    await using pipe = startPipe({ receiveWindow: 16 });
+    pids.push(pipe.process.pid!);
+    let got = 0;
+    let outOfOrder = 0;
+    let mostInFlight = 0;
+    let echoed = -1;
+    let windowAhead = -1;
+    const done = Promise.withResolvers<[number, number]>();
+    pipe.addEventListener("recv", (ev) => {
+      using m = ev.message;
+      if (m.cmd === 101) {
+        if (readU32(m.data) !== got) outOfOrder++;
+        got++;
+        mostInFlight = Math.max(mostInFlight, inFlight());
+        if (got === 1) {
+          // The receiver reads a window ahead and pauses; this call then
+          // reads the rest of the flood itself, and its reply.
+          const until = performance.now() + 20_000;
+          while (inFlight() < 16 && performance.now() < until) {
+            // the owner is busy
+          }
+          windowAhead = inFlight();
+          using reply = pipe.sendSync({ cmd: 1, data: u32(7) });
+          echoed = readU32(reply.data);
+        }
+      } else if (m.cmd === 102) {
+        done.resolve([readU32(m.data), readU32(m.data, 4)]);
+      }
+    });
+    pipe.sendAsync({ cmd: FLOOD, data: u32(FLOOD_EVENTS) });
+    const [accepted, timedOut] = await within(done.promise, 60_000, "flood");
+    assertEquals(echoed, 7);
+    // The flood ran to its end or met a send timeout (as the sync call
+    // drained the socket): either way every accepted event came, in order.
+    assert(timedOut === 1 || accepted === FLOOD_EVENTS, `${accepted}`);
+    assertEquals(got, accepted);
+    assertEquals(outOfOrder, 0);
+    // The receiver had read a whole window ahead, and never more.
+    assertEquals(windowAhead, 16);
+    assert(mostInFlight <= 16, `${mostInFlight} in flight`);
+    // Every credit comes back (from a timer while the pipe was paused):
+    // the receiver counts nothing in flight.
+    const until = performance.now() + 5000;
+    while (inFlight() > 0 && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assertEquals(inFlight(), 0);
+  });
+});
+
 Deno.test("`IpcPipeUnixSocket.sendAsync()` right after the worker died fails with the exit report, like the calls", async () => {
   await clean(async (pids) => {
     for (let round = 0; round < 5; round++) {

@@ -161,3 +161,39 @@ Deno.test("`IpcCallError` refuses code 0 and codes outside u32", () => {
   assertThrows(() => new IpcCallError(2 ** 32, "x"), RangeError, "code");
   assertEquals(new IpcCallError(1, "x").code, 1);
 });
+
+Deno.test("`IpcPipeWorker.serve()` lets timers and Promises run while it waits for messages, and answers after", async () => {
+  const parentEnd = new IpcUnixSocket();
+  const worker = new IpcPipeWorker(parentEnd.create());
+  const served = worker.serve({
+    async onCall(msg) {
+      // A handler that waits on a timer, as an IPA may.
+      await new Promise((r) => setTimeout(r, 1));
+      return { cmd: msg.cmd + 1 };
+    },
+  });
+  try {
+    // Nothing arrives: the serving thread waits, and the timer still fires.
+    await within(
+      new Promise((r) => setTimeout(r, 10)),
+      5000,
+      "a timer while serve() waits",
+    );
+    parentEnd.send({ data: new Uint8Array([7, 0, 0, 0, 9, 0, 0, 0]) });
+    let reply;
+    for (let i = 0; i < 500 && reply === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      try {
+        reply = parentEnd.receive({ timeout: 0 });
+      } catch (e) {
+        if (!(e instanceof IpcTimeoutError)) throw e;
+      }
+    }
+    if (reply === undefined) throw new Error("no reply");
+    using r = reply;
+    assertEquals([...r.data], [8, 0, 0, 0, 9, 0, 0, 0]);
+  } finally {
+    parentEnd.close();
+    await within(served, 5000, "serve() to end at the hang-up");
+  }
+});

@@ -1,0 +1,122 @@
+import { assert, assertEquals } from "@std/assert";
+import {
+  addressOf,
+  SYNC_CALL_X86_64_CODE,
+  SYNC_STEP,
+  SyncBlock,
+  syncCallStub,
+} from "../../ffi/sync_call.ts";
+import { MsgBuffers, SOCK, socketpair } from "../../ffi/socket.ts";
+import { close } from "../../ffi/unistd.ts";
+import { assembleText, HAS_BINUTILS } from "../_helpers.ts";
+
+const X86 = Deno.build.arch === "x86_64";
+const EAGAIN = 11;
+
+Deno.test({
+  name:
+    "`SYNC_CALL_X86_64_CODE` matches ffi/sync_call_x86_64.S when re-assembled with as",
+  ignore: !HAS_BINUTILS || !X86,
+  fn: async () => {
+    const src = new URL("../../ffi/sync_call_x86_64.S", import.meta.url)
+      .pathname;
+    assertEquals(await assembleText(src), SYNC_CALL_X86_64_CODE);
+  },
+});
+
+function pair(): [number, number] {
+  const sv = socketpair(SOCK.AF_UNIX, SOCK.SOCK_SEQPACKET | SOCK.SOCK_CLOEXEC);
+  if (typeof sv === "number") throw new Error(`socketpair: ${sv}`);
+  return sv;
+}
+
+/** A 16-byte record whose cookie field (bytes 12-15) is `cookie`. */
+function record(cookie: number): Uint8Array {
+  const b = new Uint8Array(16);
+  new DataView(b.buffer).setUint32(12, cookie, true);
+  return b;
+}
+
+Deno.test({
+  name:
+    "`SyncBlock.call()` sends, reads the reply, numbers it and gives the lock back in one call",
+  ignore: !X86,
+  fn() {
+    const fn = syncCallStub();
+    if (fn === null) throw new Error("no stub on x86_64");
+    const [a, b] = pair();
+    try {
+      const peer = new MsgBuffers(64, 1);
+      peer.data.set(record(7));
+      assertEquals(peer.sendmsg(b, 16, [], 0), 16); // the reply, queued
+      const tx = new MsgBuffers(64, 1);
+      tx.data.set([1, 2, 3]);
+      tx.prepareSend(3, []);
+      const rx = new MsgBuffers(64, 1);
+      rx.prepareRecv();
+      const shared = new Int32Array(new SharedArrayBuffer(8));
+      shared[0] = 2; // the lock, held
+      shared[1] = 5; // the next sequence number
+      const block = new SyncBlock(fn);
+      block.socket(a, -1);
+      block.receiver(
+        -1,
+        0,
+        0,
+        addressOf(shared.subarray(0, 1)),
+        addressOf(shared.subarray(1, 2)),
+      );
+      block.send(addressOf(tx.msghdr));
+      block.recv(addressOf(rx.msghdr));
+      block.wait(7, 0, 1000);
+      assertEquals(rx.finishRecv(block.call()), 16);
+      assertEquals(block.sent, 3);
+      assertEquals(block.step, SYNC_STEP.SPIN);
+      assertEquals(block.seq, 5);
+      assert(block.released);
+      assertEquals([...shared], [0, 6]);
+      // The call reached the peer.
+      assertEquals(peer.recvmsg(b, 0x40), 3);
+      assertEquals([...peer.data.subarray(0, 3)], [1, 2, 3]);
+    } finally {
+      close(a);
+      close(b);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "`SyncBlock.call()` keeps the lock for another cookie, and times out with EAGAIN on an empty socket",
+  ignore: !X86,
+  fn() {
+    const fn = syncCallStub()!;
+    const [a, b] = pair();
+    try {
+      const peer = new MsgBuffers(64, 1);
+      peer.data.set(record(8));
+      peer.sendmsg(b, 16, [], 0);
+      const rx = new MsgBuffers(64, 1);
+      rx.prepareRecv();
+      const lock = new Int32Array(new SharedArrayBuffer(4));
+      lock[0] = 2;
+      const block = new SyncBlock(fn);
+      block.socket(a, -1);
+      block.receiver(-1, 0, 0, addressOf(lock), 0n);
+      block.send(0n);
+      block.recv(addressOf(rx.msghdr));
+      block.wait(7, 0, 1000);
+      assertEquals(block.call(), 16);
+      assert(!block.released, "cookie 8 is not the reply to 7");
+      assertEquals(lock[0], 2);
+      assertEquals(block.seq, -1, "no counter given");
+      block.wait(7, 4, 10);
+      assertEquals(block.call(), -EAGAIN);
+      assertEquals(block.step, SYNC_STEP.IDLE);
+      assertEquals(block.spun, 4);
+    } finally {
+      close(a);
+      close(b);
+    }
+  },
+});
