@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { IpcClosedError } from "../common/errors.ts";
+import { IpcClosedError, IpcProtocolError } from "../common/errors.ts";
 import {
   encodeMessage,
   IPC_ERROR_CMD,
@@ -200,7 +200,15 @@ export class IpcPipeWorker implements Disposable {
         const n = this.#waitFast(fast, spin, Math.ceil(left));
         if (n === null) break;
         if (n < 0) continue;
-        const r = this.#dispatchFrame(fast, n, handlers);
+        let r;
+        try {
+          r = this.#dispatchFrame(fast, n, handlers);
+        } catch (e) {
+          // A bad frame is dropped (its descriptors closed), as the event
+          // delivery of IpcUnixSocket does; serving goes on.
+          if (e instanceof IpcProtocolError) continue;
+          throw e;
+        }
         if (r instanceof Promise) await r;
       }
     } finally {
@@ -342,7 +350,10 @@ export class IpcPipeWorker implements Disposable {
     fds: FdLike[],
     handlers: IpcPipeWorkerHandlers,
   ): void | Promise<void> {
-    if (data.length < 8) return;
+    if (data.length < MSG_HEADER) {
+      for (const fd of fds) if (fd instanceof OwnedFd) fd.close();
+      return;
+    }
     const v = new DataView(data.buffer, data.byteOffset);
     const cmd = v.getUint32(0, true);
     const cookie = v.getUint32(4, true);
