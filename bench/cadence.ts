@@ -14,13 +14,13 @@
 // rotating over 4 pipes), then the same with a CPU hog on every core,
 // spinning on (the default, adaptive) and off.
 //
-//   deno task bench:cadence [--quick] [--json PATH | --json -]
+//   deno task bench:cadence [--quick] [--json PATH | --json-stdout]
 //
 // `deno bench` cannot pace calls 33 ms apart, hence a script
 // (bench/cadence_bench.ts is the back-to-back part as a `deno bench`). It
 // prints a table (p50 and p99 in µs, the range of the per-round medians,
 // and ratios to the Deno FFI pair) and, with --json, writes the samples'
-// summary (to stdout with `--json -`, the table then on stderr) for
+// summary (to stdout with `--json-stdout`, the table then on stderr) for
 // tools/bench_report.ts.
 import { parseArgs } from "@std/cli/parse-args";
 import {
@@ -34,7 +34,7 @@ import {
 } from "./_cadence_contenders.ts";
 
 const args = parseArgs(Deno.args, {
-  boolean: ["quick"],
+  boolean: ["quick", "json-stdout"],
   string: ["json"],
 });
 const QUICK = args.quick;
@@ -191,7 +191,7 @@ const result = {
   rounds: ROUNDS,
   rows: all,
 };
-if (args.json === "-") {
+if (args["json-stdout"]) {
   // The JSON on stdout (for tools/bench_report.ts), the table on stderr.
   printTable(all, "Deno FFI pair", console.error);
   console.log(JSON.stringify(result));

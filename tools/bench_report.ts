@@ -81,8 +81,7 @@ async function runCadence(): Promise<string | null> {
     ...CADENCE_FLAGS,
     "bench/cadence.ts",
     "--quick",
-    "--json",
-    "-",
+    "--json-stdout",
   ];
   console.error(`Running deno ${cmdArgs.join(" ")} (about a minute)…`);
   const output = await new Deno.Command(Deno.execPath(), {
