@@ -15,11 +15,13 @@ import { encodeErrorReply } from "./ipc_call_error.ts";
 import { DEFAULT_SPIN_US, IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 import { E, SyscallError } from "../../ffi/errno.ts";
-import { SYNC_STEP } from "../../ffi/sync_call.ts";
+import { addressOf, SYNC_STEP } from "../../ffi/sync_call.ts";
+import { MsgBuffers } from "../../ffi/socket.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
 import {
   decodeFrame,
   HEADER_SIZE,
+  INLINE_MAX,
   isEndOfStream,
   writeHeader,
 } from "../ipc/_frame.ts";
@@ -105,6 +107,9 @@ export class IpcPipeWorker implements Disposable {
   // next wait's crossing ("reply, then wait").
   #fast: FastPath | null = null;
   #held: HeldReply | null = null;
+  #tx: MsgBuffers | undefined;
+  #txView: DataView | undefined;
+  #txHdr = 0n;
 
   /**
    * Adopts a socket end.
@@ -297,7 +302,7 @@ export class IpcPipeWorker implements Disposable {
       block.receiver(-1, 0, 0, 0n, 0n);
       block.recv(fast.rxHdr);
     }
-    block.send(this.#held === null ? 0n : fast.txHdr);
+    block.send(this.#held === null ? 0n : this.#txHdr);
     const spinUs = spin.next();
     block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
     const held = this.#held;
@@ -409,11 +414,16 @@ export class IpcPipeWorker implements Disposable {
     ) {
       // Written in place; the next wait's crossing sends it.
       const size = MSG_HEADER + data.length;
-      writeHeader(fast.tx.data, size, 0, 0);
-      fast.txView.setUint32(HEADER_SIZE, cmd, true);
-      fast.txView.setUint32(HEADER_SIZE + 4, cookie, true);
-      fast.tx.data.set(data, HEADER_SIZE + MSG_HEADER);
-      fast.tx.prepareSend(HEADER_SIZE + size, NO_FDS);
+      // A buffer of its own: a sendSync() of this thread (to a pipe of its
+      // own) may run between this and the crossing that sends the reply.
+      const tx = this.#tx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, 1);
+      this.#txHdr ||= addressOf(tx.msghdr);
+      writeHeader(tx.data, size, 0, 0);
+      const view = this.#txView ??= new DataView(tx.data.buffer);
+      view.setUint32(HEADER_SIZE, cmd, true);
+      view.setUint32(HEADER_SIZE + 4, cookie, true);
+      tx.data.set(data, HEADER_SIZE + MSG_HEADER);
+      tx.prepareSend(HEADER_SIZE + size, NO_FDS);
       this.#held = { cmd, cookie, data };
       if (TRACE_ON) trace("worker.reply", cookie);
       return;
