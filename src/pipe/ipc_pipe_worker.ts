@@ -44,6 +44,17 @@ export const SERVE_SLICE_MS = 4;
  */
 export const SERVE_TURN_MS = 1;
 
+/**
+ * After this long without a message, ms, a serve() loop waits on the event
+ * loop instead (in turns of {@linkcode SERVE_QUIET_TURN_MS}), so that a
+ * quiet worker costs no wake-ups; a camera's 33 ms frame period stays in
+ * slices.
+ */
+export const SERVE_QUIET_MS = 100;
+
+/** Longest event-loop wait of a quiet serve() loop, ms (then it re-arms). */
+export const SERVE_QUIET_TURN_MS = 50;
+
 /** Period of the timer that keeps a serving program alive (the longest). */
 const KEEP_ALIVE_MS = 0x7fffffff;
 
@@ -193,18 +204,35 @@ export class IpcPipeWorker implements Disposable {
     const spin = new AdaptiveSpin(0, 1); // waits here are long: never spin
     try {
       let lastTurn = performance.now();
+      let lastMessage = lastTurn;
       for (;;) {
-        let left = SERVE_SLICE_MS - (performance.now() - lastTurn);
-        if (left <= 0) {
-          this.#flushHeld(); // the turn may be long: never hold a reply
+        if (this.#sock.state !== "open") break; // close() while serving
+        const now = performance.now();
+        let timeout: number;
+        if (now - lastMessage > SERVE_QUIET_MS) {
+          // Quiet for a while: wait on the event loop as a plain Promise
+          // would (no wake-ups of this thread, timers on time) until a
+          // message comes; the first one pays the pool-thread hand-off.
+          this.#flushHeld();
           pfd.set(0, fd, POLL.POLLIN);
-          await pfd.pollAsync(SERVE_TURN_MS);
+          await pfd.pollAsync(SERVE_QUIET_TURN_MS);
           lastTurn = performance.now();
-          left = SERVE_SLICE_MS;
+          timeout = 0; // take what came, if anything
+        } else {
+          let left = SERVE_SLICE_MS - (now - lastTurn);
+          if (left <= 0) {
+            this.#flushHeld(); // the turn may be long: never hold a reply
+            pfd.set(0, fd, POLL.POLLIN);
+            await pfd.pollAsync(SERVE_TURN_MS);
+            lastTurn = performance.now();
+            left = SERVE_SLICE_MS;
+          }
+          timeout = Math.ceil(left);
         }
-        const n = this.#waitFast(fast, spin, Math.ceil(left));
+        const n = this.#waitFast(fast, spin, timeout);
         if (n === null) break;
         if (n < 0) continue;
+        lastMessage = performance.now();
         let r;
         try {
           r = this.#dispatchFrame(fast, n, handlers);
