@@ -15,6 +15,90 @@ export const BENCH_FLAGS: readonly string[] = [
   "--allow-run",
 ];
 
+/** Permission flags of `deno task bench:cadence` (bench/cadence.ts). */
+export const CADENCE_FLAGS: readonly string[] = BENCH_FLAGS;
+
+/** One row of bench/cadence.ts's JSON: a contender in a regime, in µs. */
+export interface CadenceRow {
+  section: string;
+  regime: string;
+  contender: string;
+  samples: number;
+  p50: number;
+  p99: number;
+  roundP50Min: number;
+  roundP50Max: number;
+}
+
+/** What bench/cadence.ts writes with `--json`. */
+export interface CadenceRun {
+  date: string;
+  quick: boolean;
+  rounds: number;
+  rows: CadenceRow[];
+}
+
+/** The contender the cadence table divides by. */
+export const CADENCE_BASELINE = "Deno FFI pair";
+
+/**
+ * Parses bench/cadence.ts's `--json` output.
+ *
+ * @throws {TypeError} If it is not that output.
+ */
+export function parseCadenceJson(text: string): CadenceRun {
+  const v = JSON.parse(text) as CadenceRun;
+  const num = (x: unknown) => typeof x === "number" && Number.isFinite(x);
+  if (
+    typeof v !== "object" || v === null || !Array.isArray(v.rows) ||
+    !v.rows.every((r) =>
+      typeof r?.section === "string" && typeof r.regime === "string" &&
+      typeof r.contender === "string" && num(r.samples) && num(r.p50) &&
+      num(r.p99) && num(r.roundP50Min) && num(r.roundP50Max)
+    )
+  ) {
+    throw new TypeError(
+      "Cannot read cadence results: not bench/cadence.ts JSON",
+    );
+  }
+  return v;
+}
+
+function microseconds(us: number): string {
+  return us >= 100 ? us.toFixed(0) : us.toFixed(1);
+}
+
+/**
+ * The cadence table: one row per regime and contender, p50 (with the range
+ * of the per-round medians) and p99 in µs, and both divided by the
+ * {@linkcode CADENCE_BASELINE} of the same regime.
+ */
+export function renderCadenceTable(run: CadenceRun): string {
+  const out = [
+    "| regime | contender | p50 µs (range of round medians) | p99 µs | p50 / Deno FFI pair | p99 / Deno FFI pair |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of run.rows) {
+    const base = run.rows.find((b) =>
+      b.section === r.section && b.regime === r.regime &&
+      b.contender === CADENCE_BASELINE
+    );
+    const ratio = (a: number, b?: number) =>
+      b === undefined || b === 0 ? "" : (a / b).toFixed(2);
+    const regime = r.section === "idle"
+      ? r.regime
+      : `${r.regime}, ${r.section}`;
+    out.push(
+      `| ${escapeMarkdown(regime)} | ${escapeMarkdown(r.contender)} | ${
+        microseconds(r.p50)
+      } (${microseconds(r.roundP50Min)}–${microseconds(r.roundP50Max)}) | ${
+        microseconds(r.p99)
+      } | ${ratio(r.p50, base?.p50)} | ${ratio(r.p99, base?.p99)} |`,
+    );
+  }
+  return out.join("\n");
+}
+
 /** One finished bench from `deno bench --json`. Times are in nanoseconds. */
 export interface BenchRow {
   /** The bench's `name`. */
@@ -364,6 +448,8 @@ export interface ReportInput {
   charts: readonly ChartLink[];
   /** The command that regenerates the report. */
   command: string;
+  /** bench/cadence.ts's results, if it ran. */
+  cadence?: CadenceRun;
 }
 
 /**
@@ -420,6 +506,19 @@ export function renderReport(input: ReportInput): string {
       out.push(`![${escapeMarkdown(chart.title)}](${chart.path})`, "");
       if (chart.note) out.push(chart.note, "");
     }
+  }
+  if (input.cadence !== undefined) {
+    out.push("## Sync calls at frame cadence", "");
+    out.push(
+      "One sync call of 64 B each way, back to back, at 30 fps and at 4 " +
+        "pipes x 30 fps, idle and with a CPU hog per core, against a C " +
+        "pair and a minimal Deno FFI pair, interleaved in one run of " +
+        `\`deno task bench:cadence\` (${input.cadence.rounds} rounds` +
+        `${input.cadence.quick ? ", --quick" : ""}). What the call path ` +
+        "does and where its time goes: [cadence.md](cadence.md).",
+      "",
+    );
+    out.push(renderCadenceTable(input.cadence), "");
   }
   out.push("## All results", "");
   out.push(

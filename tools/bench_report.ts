@@ -5,6 +5,9 @@
 //       runs `deno bench --json` (a few minutes), then writes the report
 //   deno run --allow-read --allow-write=docs tools/bench_report.ts --input run.json
 //       writes the report from a saved `deno bench --json` output instead
+//   --cadence run.json | --no-cadence
+//       the cadence table from a saved `bench/cadence.ts --json` output, or
+//       none; by default bench/cadence.ts runs with --quick (about a minute)
 //   --machine "noisy 2-vCPU VM"
 //       words for the machine in the report's caveat (default: "noisy
 //       <N>-vCPU VM", N from navigator.hardwareConcurrency)
@@ -18,6 +21,8 @@ import { parseArgs } from "@std/cli/parse-args";
 import {
   BENCH_FLAGS,
   type BenchRun,
+  CADENCE_FLAGS,
+  type CadenceRun,
   type ChartLink,
   fdsPerSecondChart,
   formatDuration,
@@ -25,6 +30,7 @@ import {
   groupRows,
   type MachineInfo,
   parseBenchJson,
+  parseCadenceJson,
   renderBarChart,
   renderReport,
   roundTripChart,
@@ -32,13 +38,13 @@ import {
   syncCallChart,
 } from "./_bench_report_lib.ts";
 
-const USAGE =
-  `usage: bench_report [--input <deno-bench.json>] [--machine <words>]`;
+const USAGE = `usage: bench_report [--input <deno-bench.json>] ` +
+  `[--cadence <cadence.json> | --no-cadence] [--machine <words>]`;
 const COMMAND = "deno task bench:report";
 
 const args = parseArgs(Deno.args, {
-  string: ["input", "machine"],
-  boolean: ["help"],
+  string: ["input", "machine", "cadence"],
+  boolean: ["help", "no-cadence"],
 });
 if (args.help) {
   console.log(USAGE);
@@ -66,6 +72,26 @@ async function runBenches(): Promise<{ json: string; success: boolean }> {
     json: new TextDecoder().decode(output.stdout),
     success: output.success,
   };
+}
+
+/** Runs bench/cadence.ts --quick and returns its JSON, or null on failure. */
+async function runCadence(): Promise<string | null> {
+  const cmdArgs = [
+    "run",
+    ...CADENCE_FLAGS,
+    "bench/cadence.ts",
+    "--quick",
+    "--json-stdout",
+  ];
+  console.error(`Running deno ${cmdArgs.join(" ")} (about a minute)…`);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: cmdArgs,
+    cwd: root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  return output.success ? new TextDecoder().decode(output.stdout) : null;
 }
 
 /**
@@ -126,6 +152,18 @@ if (args.input !== undefined) {
   benchesOk = result.success;
 }
 
+let cadence: CadenceRun | undefined;
+if (!args["no-cadence"]) {
+  const text = args.cadence !== undefined
+    ? await Deno.readTextFile(args.cadence)
+    : await runCadence();
+  if (text === null) {
+    console.error("bench/cadence.ts failed: the report has no cadence table");
+  } else {
+    cadence = parseCadenceJson(text);
+  }
+}
+
 let run: BenchRun;
 try {
   run = parseBenchJson(json);
@@ -181,6 +219,7 @@ const markdown = await formatMarkdown(renderReport({
   run,
   machine: machineInfo(run, started),
   charts,
+  cadence,
   command: COMMAND,
 }));
 

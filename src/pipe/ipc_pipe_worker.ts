@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { IpcClosedError } from "../common/errors.ts";
+import { IpcClosedError, IpcProtocolError } from "../common/errors.ts";
 import {
   encodeMessage,
   IPC_ERROR_CMD,
@@ -19,11 +19,13 @@ import {
 } from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 import { E, SyscallError } from "../../ffi/errno.ts";
-import { SYNC_STEP } from "../../ffi/sync_call.ts";
+import { addressOf, SYNC_STEP } from "../../ffi/sync_call.ts";
+import { MsgBuffers } from "../../ffi/socket.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
 import {
   decodeFrame,
   HEADER_SIZE,
+  INLINE_MAX,
   isEndOfStream,
   writeHeader,
 } from "../ipc/_frame.ts";
@@ -45,6 +47,17 @@ export const SERVE_SLICE_MS = 4;
  * a pool-thread hand-off, as every message did before.
  */
 export const SERVE_TURN_MS = 1;
+
+/**
+ * After this long without a message, ms, a serve() loop waits on the event
+ * loop instead (in turns of {@linkcode SERVE_QUIET_TURN_MS}), so that a
+ * quiet worker costs no wake-ups; a camera's 33 ms frame period stays in
+ * slices.
+ */
+export const SERVE_QUIET_MS = 100;
+
+/** Longest event-loop wait of a quiet serve() loop, ms (then it re-arms). */
+export const SERVE_QUIET_TURN_MS = 50;
 
 /** Period of the timer that keeps a serving program alive (the longest). */
 const KEEP_ALIVE_MS = 0x7fffffff;
@@ -115,6 +128,9 @@ export class IpcPipeWorker implements Disposable {
   // next wait's crossing ("reply, then wait").
   #fast: FastPath | null = null;
   #held: HeldReply | null = null;
+  #tx: MsgBuffers | undefined;
+  #txView: DataView | undefined;
+  #txHdr = 0n;
 
   /**
    * Adopts a socket end.
@@ -203,19 +219,44 @@ export class IpcPipeWorker implements Disposable {
     const spin = new AdaptiveSpin(0, 1); // waits here are long: never spin
     try {
       let lastTurn = performance.now();
+      let lastMessage = lastTurn;
       for (;;) {
-        let left = SERVE_SLICE_MS - (performance.now() - lastTurn);
-        if (left <= 0) {
-          this.#flushHeld(); // the turn may be long: never hold a reply
+        if (this.#sock.state !== "open") break; // close() while serving
+        const now = performance.now();
+        let timeout: number;
+        if (now - lastMessage > SERVE_QUIET_MS) {
+          // Quiet for a while: wait on the event loop as a plain Promise
+          // would (no wake-ups of this thread, timers on time) until a
+          // message comes; the first one pays the pool-thread hand-off.
+          this.#flushHeld();
           pfd.set(0, fd, POLL.POLLIN);
-          await pfd.pollAsync(SERVE_TURN_MS);
+          await pfd.pollAsync(SERVE_QUIET_TURN_MS);
           lastTurn = performance.now();
-          left = SERVE_SLICE_MS;
+          timeout = 0; // take what came, if anything
+        } else {
+          let left = SERVE_SLICE_MS - (now - lastTurn);
+          if (left <= 0) {
+            this.#flushHeld(); // the turn may be long: never hold a reply
+            pfd.set(0, fd, POLL.POLLIN);
+            await pfd.pollAsync(SERVE_TURN_MS);
+            lastTurn = performance.now();
+            left = SERVE_SLICE_MS;
+          }
+          timeout = Math.ceil(left);
         }
-        const n = this.#waitFast(fast, spin, Math.ceil(left));
+        const n = this.#waitFast(fast, spin, timeout);
         if (n === null) break;
         if (n < 0) continue;
-        const r = this.#dispatchFrame(fast, n, handlers);
+        lastMessage = performance.now();
+        let r;
+        try {
+          r = this.#dispatchFrame(fast, n, handlers);
+        } catch (e) {
+          // A bad frame is dropped (its descriptors closed), as the event
+          // delivery of IpcUnixSocket does; serving goes on.
+          if (e instanceof IpcProtocolError) continue;
+          throw e;
+        }
         if (r instanceof Promise) await r;
       }
     } finally {
@@ -304,7 +345,7 @@ export class IpcPipeWorker implements Disposable {
       block.receiver(-1, 0, 0, 0n, 0n);
       block.recv(fast.rxHdr);
     }
-    block.send(this.#held === null ? 0n : fast.txHdr);
+    block.send(this.#held === null ? 0n : this.#txHdr);
     const spinUs = spin.next();
     block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
     const held = this.#held;
@@ -362,7 +403,10 @@ export class IpcPipeWorker implements Disposable {
     fds: FdLike[],
     handlers: IpcPipeWorkerHandlers,
   ): void | Promise<void> {
-    if (data.length < 8) return;
+    if (data.length < MSG_HEADER) {
+      for (const fd of fds) if (fd instanceof OwnedFd) fd.close();
+      return;
+    }
     const v = new DataView(data.buffer, data.byteOffset);
     const cmd = v.getUint32(0, true);
     const cookie = v.getUint32(4, true);
@@ -418,11 +462,16 @@ export class IpcPipeWorker implements Disposable {
     ) {
       // Written in place; the next wait's crossing sends it.
       const size = MSG_HEADER + data.length;
-      writeHeader(fast.tx.data, size, 0, 0);
-      fast.txView.setUint32(HEADER_SIZE, cmd, true);
-      fast.txView.setUint32(HEADER_SIZE + 4, cookie, true);
-      fast.tx.data.set(data, HEADER_SIZE + MSG_HEADER);
-      fast.tx.prepareSend(HEADER_SIZE + size, NO_FDS);
+      // A buffer of its own: a sendSync() of this thread (to a pipe of its
+      // own) may run between this and the crossing that sends the reply.
+      const tx = this.#tx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, 1);
+      this.#txHdr ||= addressOf(tx.msghdr);
+      writeHeader(tx.data, size, 0, 0);
+      const view = this.#txView ??= new DataView(tx.data.buffer);
+      view.setUint32(HEADER_SIZE, cmd, true);
+      view.setUint32(HEADER_SIZE + 4, cookie, true);
+      tx.data.set(data, HEADER_SIZE + MSG_HEADER);
+      tx.prepareSend(HEADER_SIZE + size, NO_FDS);
       this.#held = { cmd, cookie, data };
       if (TRACE_ON) trace("worker.reply", cookie);
       return;

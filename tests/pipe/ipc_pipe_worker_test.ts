@@ -12,6 +12,7 @@ import {
   readFd,
 } from "../../mod.ts";
 import { encodeMessage } from "../../src/pipe/ipc_message.ts";
+import { MsgBuffers } from "../../ffi/socket.ts";
 import { decodeErrorReply } from "../../src/pipe/ipc_call_error.ts";
 import { within, withoutFdLeak } from "../_helpers.ts";
 
@@ -196,4 +197,35 @@ Deno.test("`IpcPipeWorker.serve()` lets timers and Promises run while it waits f
     parentEnd.close();
     await within(served, 5000, "serve() to end at the hang-up");
   }
+});
+
+Deno.test("`IpcPipeWorker.serve()` drops a bad frame, closing its descriptors, and goes on serving", async () => {
+  await withoutFdLeak(async () => {
+    const parentEnd = new IpcUnixSocket();
+    const worker = new IpcPipeWorker(parentEnd.create());
+    const served = worker.serve({ onCall: (msg) => ({ cmd: msg.cmd }) });
+    try {
+      // A frame of version 9 with a descriptor: rejected, fd closed.
+      using fd = createMemfd({ data: new Uint8Array([1]) });
+      const raw = new MsgBuffers(16, 1);
+      raw.data.set([3, 0, 0, 0, 1, 0, 0, 9, 1, 2, 3]);
+      assertEquals(raw.sendmsg(parentEnd.fd, 11, [fd.fd], 0), 11);
+      parentEnd.send({ data: new Uint8Array([5, 0, 0, 0, 6, 0, 0, 0]) });
+      let reply;
+      for (let i = 0; i < 500 && reply === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 1));
+        try {
+          reply = parentEnd.receive({ timeout: 0 });
+        } catch (e) {
+          if (!(e instanceof IpcTimeoutError)) throw e;
+        }
+      }
+      if (reply === undefined) throw new Error("no reply");
+      using r = reply;
+      assertEquals([...r.data], [5, 0, 0, 0, 6, 0, 0, 0]);
+    } finally {
+      parentEnd.close();
+      await within(served, 5000, "serve() to end at the hang-up");
+    }
+  });
 });

@@ -9,6 +9,8 @@ import {
 import {
   BENCH_FLAGS,
   type BenchRow,
+  CADENCE_FLAGS,
+  type CadenceRun,
   escapeXml,
   fdsPerSecondChart,
   formatDuration,
@@ -16,7 +18,9 @@ import {
   groupRows,
   type MachineInfo,
   parseBenchJson,
+  parseCadenceJson,
   renderBarChart,
+  renderCadenceTable,
   renderGroupTable,
   renderReport,
   roundTripChart,
@@ -416,4 +420,72 @@ Deno.test("BENCH_FLAGS are the bench task's permission flags", async () => {
   const task: string = config.tasks.bench;
   const flags = task.split(/\s+/).filter((word) => word.startsWith("--"));
   assertEquals([...BENCH_FLAGS].sort(), flags.sort());
+});
+
+const CADENCE: CadenceRun = {
+  date: "2026-11-30T00:00:00Z",
+  quick: true,
+  rounds: 2,
+  rows: [
+    ["idle", "30 fps", "Deno FFI pair", 80, 400],
+    ["idle", "30 fps", "IPA isolated", 240, 1200],
+    ["under load", "30 fps", "Deno FFI pair", 100, 500],
+    ["under load", "30 fps", "IPA | isolated", 150, 250],
+  ].map(([section, regime, contender, p50, p99]) => ({
+    section: section as string,
+    regime: regime as string,
+    contender: contender as string,
+    samples: 60,
+    p50: p50 as number,
+    p99: p99 as number,
+    roundP50Min: (p50 as number) - 5,
+    roundP50Max: (p50 as number) + 5,
+  })),
+};
+
+Deno.test("renderCadenceTable() divides by the Deno FFI pair of the same regime and section", () => {
+  const md = renderCadenceTable(CADENCE);
+  assertStringIncludes(
+    md,
+    "| 30 fps | IPA isolated | 240 (235–245) | 1200 | 3.00 | 3.00 |",
+  );
+  assertStringIncludes(
+    md,
+    "| 30 fps, under load | IPA \\| isolated | 150 (145–155) | 250 | 1.50 | 0.50 |",
+  );
+  assertStringIncludes(md, "| 30 fps | Deno FFI pair | 80.0 (75.0–85.0) |");
+});
+
+Deno.test("parseCadenceJson() reads bench/cadence.ts output and refuses anything else", () => {
+  assertEquals(parseCadenceJson(JSON.stringify(CADENCE)), CADENCE);
+  assertThrows(() => parseCadenceJson("{}"), TypeError);
+  assertThrows(
+    () => parseCadenceJson(JSON.stringify({ rows: [{ section: "idle" }] })),
+    TypeError,
+  );
+});
+
+Deno.test("renderReport() has the cadence section when given one, and none otherwise", () => {
+  const base = {
+    run: parseBenchJson(SAMPLE),
+    machine: MACHINE,
+    charts: [],
+    command: "deno task bench:report",
+  };
+  const md = renderReport({ ...base, cadence: CADENCE });
+  assertStringIncludes(md, "## Sync calls at frame cadence");
+  assertStringIncludes(md, "(2 rounds, --quick)");
+  assert(
+    md.indexOf("## Sync calls at frame cadence") < md.indexOf("## All results"),
+  );
+  assertEquals(renderReport(base).includes("frame cadence"), false);
+});
+
+Deno.test("CADENCE_FLAGS are the bench:cadence task's permission flags", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../../deno.json", import.meta.url)),
+  );
+  const task: string = config.tasks["bench:cadence"];
+  const flags = task.split(/\s+/).filter((word) => word.startsWith("--"));
+  assertEquals([...CADENCE_FLAGS].sort(), flags.sort());
 });
