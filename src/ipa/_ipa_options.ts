@@ -43,6 +43,11 @@ export function checkString(v: unknown, option: string, fail: Fail): void {
   }
 }
 
+/** A path option that may also be `false` (config, lock). */
+function checkPathOrFalse(v: unknown, option: string, fail: Fail): void {
+  if (v !== false) checkString(v, option, fail);
+}
+
 export function checkStrings(v: unknown, option: string, fail: Fail): void {
   if (v === undefined) return;
   if (!Array.isArray(v)) {
@@ -173,6 +178,8 @@ export function checkProxyArgs(
   checkEnv(o.env, "env", fail);
   checkFilesystem(o.filesystem, "filesystem", fail);
   checkCount(o.warmUp, "warmUp", fail);
+  checkPathOrFalse(o.config, "config", fail);
+  checkPathOrFalse(o.lock, "lock", fail);
 }
 
 /** Checks the options of `new IpaManager()`. */
@@ -200,4 +207,9 @@ export function checkManagerOptions(options: unknown): void {
   checkBoolean(o.allowUnisolated, "allowUnisolated", fail);
   checkDenoFlags(o.denoFlags, "denoFlags", fail);
   checkTimeoutOption(o.timeout, "timeout", fail);
+  checkEnv(o.env, "env", fail);
+  checkFilesystem(o.filesystem, "filesystem", fail);
+  checkCount(o.warmUp, "warmUp", fail);
+  checkPathOrFalse(o.config, "config", fail);
+  checkPathOrFalse(o.lock, "lock", fail);
 }

@@ -54,7 +54,19 @@ const MODULE_EXTENSIONS = [".ts", ".js", ".mjs", ".mts"];
  * Options of {@linkcode IpaManager}. Each is checked: a wrong type is a
  * `TypeError` naming the option.
  */
-export interface IpaManagerOptions {
+export interface IpaManagerOptions extends
+  Pick<
+    IpaProxyOptions,
+    | "isolate"
+    | "allowUnisolated"
+    | "denoFlags"
+    | "env"
+    | "filesystem"
+    | "config"
+    | "lock"
+    | "timeout"
+    | "warmUp"
+  > {
   /** Directories to search, before those of `ISOLA_IPA_MODULE_PATH`. */
   modulePath?: readonly string[];
   /**
@@ -68,29 +80,6 @@ export interface IpaManagerOptions {
    * not empty.
    */
   forceIsolation?: boolean;
-  /** Isolation of isolated modules. Default `true` (every layer). */
-  isolate?: boolean | ProcessIsolation;
-  /** Run isolated modules even if isolation is unavailable. */
-  allowUnisolated?: boolean;
-  /** Extra `deno run` flags for isolated workers. */
-  denoFlags?: readonly string[];
-  /** Environment variables for isolated workers (see `IpaProxyOptions.env`). */
-  env?: Readonly<Record<string, string>>;
-  /**
-   * File access of isolated workers: extra `{ read, write }` paths, or
-   * `false` for unrestricted (see `IpaProxyOptions.filesystem`).
-   */
-  filesystem?: false | { read?: readonly string[]; write?: readonly string[] };
-  /**
-   * The config file (deno.json) isolated workers use, `false` for none.
-   * Default: this process's, so modules resolve bare specifiers from the
-   * application's import map in both placements.
-   */
-  config?: string | false;
-  /** The lock file isolated workers check, `false` for none. Default: this process's. */
-  lock?: string | false;
-  /** Deadline of sync methods, ms. */
-  timeout?: number;
 }
 
 /** A module file found in the search path. */
@@ -238,6 +227,7 @@ export class IpaManager {
       filesystem: o.filesystem,
       config: o.config,
       lock: o.lock,
+      warmUp: o.warmUp,
     };
     const problems: IpaModuleError[] = [];
     for (const m of await this.modules()) {

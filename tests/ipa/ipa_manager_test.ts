@@ -255,6 +255,11 @@ Deno.test("IpaManager and verifyIpaModule() refuse a malformed trusted key (Rang
     [{ forceIsolation: "1" }, "options.forceIsolation"],
     [{ timeout: "2000" }, "options.timeout"],
     [{ denoFlags: ["--allow-env", 1] }, "options.denoFlags[1]"],
+    [{ env: { A: 1 } }, "options.env.A"],
+    [{ filesystem: { read: "/x" } }, "options.filesystem.read"],
+    [{ config: true }, "options.config"],
+    [{ lock: 1 }, "options.lock"],
+    [{ warmUp: "many" }, "options.warmUp"],
   ];
   for (const [options, names] of cases) {
     const err = assertThrows(
