@@ -21,9 +21,6 @@ import { trace, TRACE_ON } from "../common/_trace.ts";
 /** Trace key of the host's own hops (the pipe's are keyed by cookie). */
 const TRACE_KEY_HOST = -2;
 
-/** Descriptors of a call that carried none (shared, never written). */
-const NO_FDS: OwnedFd[] = [];
-
 type Impl = Record<string, (params: unknown) => unknown>;
 
 export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
@@ -95,48 +92,7 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       );
     }
     impl = made as Impl;
-    entries = buildEntries(iface);
     return { info: { ...info } };
-  };
-
-  /** What one method needs per call, made once at init (nothing per call). */
-  type MethodEntry = {
-    name: string;
-    /** `Interface.method`, for error texts. */
-    method: string;
-    def: IpaInterfaceSpec["methods"][string];
-    /** Reply of a method without result, shared: the pipe only reads it. */
-    empty: IpcMessageInit;
-  };
-  let entries: MethodEntry[] = [];
-  const buildEntries = (spec: IpaInterfaceSpec): MethodEntry[] =>
-    methodNames.map((name, i) => ({
-      name,
-      method: `${spec.name}.${name}`,
-      def: spec.methods[name],
-      empty: { cmd: i + 1 },
-    }));
-
-  // The caller sees this text in its IpcRemoteError: name the method.
-  const threw = (entry: MethodEntry, e: unknown): never => {
-    throw new Error(
-      `${entry.method} threw ${
-        e instanceof Error ? `${e.name}: ${e.message}` : e
-      }`,
-      { cause: e },
-    );
-  };
-  const finish = (
-    entry: MethodEntry,
-    cmd: number,
-    result: unknown,
-  ): IpcMessageInit => {
-    if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
-    const def = entry.def;
-    if (def.result === undefined) return entry.empty;
-    const enc = encodeIpa(def.result, result, "result", entry.method);
-    if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
-    return { cmd, data: enc.data, fds: enc.fds };
   };
 
   // Synchronous unless the method returns a Promise: a sync reply then
@@ -144,34 +100,41 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   const invoke = (
     msg: IpcMessage,
   ): IpcMessageInit | Promise<IpcMessageInit> => {
-    const cmd = msg.cmd;
-    const entry = entries[cmd - 1];
-    if (impl === undefined || entry === undefined) {
+    const name = methodNames[msg.cmd - 1];
+    if (impl === undefined || iface === undefined || name === undefined) {
       for (const fd of msg.ownedFds) fd.close();
-      throw new Error(`No IPA method ${cmd}`);
+      throw new Error(`No IPA method ${msg.cmd}`);
     }
+    const def = iface.methods[name];
+    const method = `${iface.name}.${name}`;
     // The IPA owns them now (the message no longer closes them).
-    const fds = msg.fds.length === 0
-      ? NO_FDS
-      : msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
+    const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
     if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
-    const params = decodeIpa(
-      entry.def.params,
-      msg.data,
-      fds,
-      "params",
-      entry.method,
-    );
+    const params = decodeIpa(def.params, msg.data, fds, "params", method);
     if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
+    // The caller sees this text in its IpcRemoteError: name the method.
+    const threw = (e: unknown): never => {
+      throw new Error(
+        `${method} threw ${e instanceof Error ? `${e.name}: ${e.message}` : e}`,
+        { cause: e },
+      );
+    };
+    const finish = (result: unknown): IpcMessageInit => {
+      if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
+      if (def.result === undefined) return { cmd: msg.cmd };
+      const enc = encodeIpa(def.result, result, "result", method);
+      if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
+      return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
+    };
     let result;
     try {
-      result = impl[entry.name](params);
+      result = impl[name](params);
     } catch (e) {
-      threw(entry, e);
+      threw(e);
     }
     return result instanceof Promise
-      ? result.then((r) => finish(entry, cmd, r), (e) => threw(entry, e))
-      : finish(entry, cmd, result);
+      ? result.then(finish, threw)
+      : finish(result);
   };
 
   await worker.serve({
