@@ -20,7 +20,6 @@ import {
 } from "./ipa_proxy.ts";
 import { type IpaInterface, isIpaInterface } from "./ipa_schema.ts";
 import { checkManagerOptions, describeValue } from "./_ipa_options.ts";
-import type { ProcessIsolation } from "../process/process.ts";
 
 /**
  * Environment variable: extra module directories, `:`-separated, searched

@@ -406,11 +406,12 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * @throws {IpcPeerGoneError} The worker is gone.
    * @throws {IpcRemoteError} The worker's handler threw.
    */
-  sendSync(msg: IpcMessageInit, options: IpcCallOptions = {}): IpcMessage {
+  sendSync(msg: IpcMessageInit, options?: IpcCallOptions): IpcMessage {
     const cmd = msg.cmd ?? 0;
     // A caller that blocks anyway waits (briefly) for the exit report.
     if (this.#life.state !== "open") this.#life.checkSync(`Cannot call ${cmd}`);
-    const timeout = options.timeout === undefined
+    // No options object is made per call when the caller passes none.
+    const timeout = options?.timeout === undefined
       ? this.#timeout
       : checkTimeout(options.timeout, this.#timeout);
     const fast = this.#fast;
