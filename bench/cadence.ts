@@ -23,6 +23,7 @@
 // summary (to stdout with `--json-stdout`, the table then on stderr) for
 // tools/bench_report.ts.
 import { parseArgs } from "@std/cli/parse-args";
+import type { CadenceRow } from "../tools/_bench_report_lib.ts";
 import {
   compile,
   type Contender,
@@ -61,16 +62,8 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.max(0, i)];
 }
 
-interface Row {
-  section: string;
-  regime: string;
-  contender: string;
-  samples: number;
-  p50: number;
-  p99: number;
-  roundP50Min: number;
-  roundP50Max: number;
-}
+/** One result row; the report (tools/bench_report.ts) reads the same shape. */
+type Row = CadenceRow;
 
 async function measure(
   section: string,

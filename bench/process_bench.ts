@@ -7,11 +7,11 @@
 //
 //   deno bench --allow-ffi --allow-read --allow-env --allow-run bench/process_bench.ts
 import { CameraIpa, IpaProxyIsolated, Process } from "../mod.ts";
+import { BWRAP, bwrapStrictArgs } from "../tests/_bwrap.ts";
 
 const canRun = async (command: string) =>
   (await Deno.permissions.query({ name: "run", command })).state ===
     "granted";
-const BWRAP = "/usr/bin/bwrap";
 const hasBwrap = await canRun(BWRAP) &&
   (await Deno.lstat(BWRAP).then(() => true, () => false));
 
@@ -81,32 +81,7 @@ Deno.bench({
   ignore: !hasBwrap,
   async fn() {
     await Process.spawn(BWRAP, {
-      args: [
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        "--symlink",
-        "usr/bin",
-        "/bin",
-        "--symlink",
-        "usr/lib",
-        "/lib",
-        "--symlink",
-        "usr/lib64",
-        "/lib64",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-        "/bin/true",
-      ],
+      args: [...bwrapStrictArgs(), "/bin/true"],
     }).exited;
   },
 });

@@ -18,11 +18,11 @@ import { fileKind } from "../../ffi/mount.ts";
 import { close } from "../../ffi/unistd.ts";
 import { EscapeIpa } from "./escape_iface.ts";
 import { USERNS, warmUpWorkers, within, withoutFdLeak } from "../_helpers.ts";
+import { BWRAP, bwrapStrictArgs } from "../_bwrap.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
 const GCC = "/usr/bin/gcc";
-const BWRAP = "/usr/bin/bwrap";
 const dec = new TextDecoder();
 
 // System calls for the host-side bait (x86_64, the trampoline's arch).
@@ -196,29 +196,10 @@ async function underIpa(dir: string, program: string, args: string[]) {
 }
 
 async function underBwrap(program: string, args: string[]) {
-  const sys = ["/bin", "/sbin", "/lib", "/lib64"].flatMap((p) => {
-    const k = fileKind(p);
-    if (k === "symlink") return ["--symlink", `usr${p}`, p];
-    return k === "dir" ? ["--ro-bind", p, p] : [];
-  });
   using out = createMemfd();
   await using p = Process.spawn(BWRAP, {
     args: [
-      "--unshare-all",
-      "--die-with-parent",
-      "--new-session",
-      "--cap-drop",
-      "ALL",
-      "--ro-bind",
-      "/usr",
-      "/usr",
-      ...sys,
-      "--proc",
-      "/proc",
-      "--dev",
-      "/dev",
-      "--tmpfs",
-      "/tmp",
+      ...bwrapStrictArgs(),
       "--ro-bind",
       program,
       program,
