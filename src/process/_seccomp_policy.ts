@@ -79,22 +79,56 @@ function arg(i: number): number {
   return seccomp_data.args + 8 * i;
 }
 
+/** Where a system call number goes: a label of the program below. */
+type Verdict = "eperm" | "enosys" | "clone" | "ioctl";
+
+/** At most this many equality tests end a branch of the number tree. */
+const LEAF_TESTS = 4;
+
+/**
+ * The number tests as a binary search over the sorted numbers: `jge`
+ * splits until a branch holds at most {@linkcode LEAF_TESTS}, which are
+ * tested one by one before the branch allows the call. A call then runs
+ * ~8 instructions instead of one test per listed number, and the kernel,
+ * which runs the filter once per system call number at install to find
+ * those it always allows (its action cache), does a fraction of the work:
+ * installing a 58-instruction linear list took ~75 µs of each spawn here.
+ */
+function numberTree(
+  cases: readonly (readonly [number, Verdict])[],
+  name: string,
+): BpfOp[] {
+  if (cases.length <= LEAF_TESTS) {
+    return [
+      ...cases.map(([k, then]): BpfOp => ({ op: "jeq", k, then })),
+      { op: "ret", k: SECCOMP_RET.ALLOW },
+    ];
+  }
+  const mid = cases.length >> 1;
+  const high = `${name}h`;
+  return [
+    { op: "jge", k: cases[mid][0], then: high },
+    ...numberTree(cases.slice(0, mid), `${name}l`),
+    { op: "label", name: high },
+    ...numberTree(cases.slice(mid), high),
+  ];
+}
+
 /** The filter as assembler input (exported for tests). */
 export function jailFilterProgram(): BpfOp[] {
+  const cases: [number, Verdict][] = [
+    [SYS.clone3, "enosys"],
+    [SYS.clone, "clone"],
+    [SYS.ioctl, "ioctl"],
+    ...DENIED_SYSCALLS.map((name): [number, Verdict] => [SYS[name], "eperm"]),
+  ];
+  cases.sort((a, b) => a[0] - b[0]);
   return [
     { op: "ld", offset: seccomp_data.arch },
     { op: "jeq", k: AUDIT_ARCH_X86_64, else: "kill" },
     { op: "ld", offset: seccomp_data.nr },
     { op: "jge", k: X32_SYSCALL_BIT, then: "enosys" },
-    { op: "jeq", k: SYS.clone3, then: "enosys" },
-    { op: "jeq", k: SYS.clone, then: "clone" },
-    { op: "jeq", k: SYS.ioctl, then: "ioctl" },
-    ...DENIED_SYSCALLS.map((name): BpfOp => ({
-      op: "jeq",
-      k: SYS[name],
-      then: "eperm",
-    })),
-    { op: "ret", k: SECCOMP_RET.ALLOW },
+    ...numberTree(cases, "n"),
     { op: "label", name: "clone" },
     // clone(flags, ...): x86_64 passes the flags first.
     { op: "ld", offset: arg(0) },
