@@ -18,9 +18,18 @@
  *
  * @module
  */
-import { CLONE, MMAP, mmapAnonymous, mprotect, open } from "./spawn.ts";
+import {
+  CLONE,
+  MMAP,
+  mmapAnonymous,
+  mprotect,
+  open,
+  W,
+  waitidPidfd,
+} from "./spawn.ts";
 import { close, read } from "./unistd.ts";
 import { clone_args } from "./structs.ts";
+import { E } from "./errno.ts";
 import {
   AT_FDCWD,
   AT_RECURSIVE,
@@ -33,11 +42,12 @@ import {
 /** The bytes of `isola_clone3` from `ffi/clone3_x86_64.S` (.text). */
 export const CLONE3_X86_64_CODE: Uint8Array = hex(
   "534889fb488b3b488b7308b8b30100000f054885c074025bc34c8b63104c8b6b" +
-    "184531f64531ff4d39ee7367498b0424498b7c240841f64424380174034c89ff" +
-    "498b742410498b5424184d8b5424204d8b4424284531c90f0541f64424380274" +
-    "034989c7483d01f0ffff7316498b4c24304885c974144839c8740f48c7c0fdff" +
-    "ffff41f644243804741c4983c44049ffc6eb94488b7b20488b7328488b5330b8" +
-    "3b0000000f05f7d88943384489733cbf7f000000b8e70000000f050f0b",
+    "184531f64531ff4d39ee7374498b0424498b7c240841f64424380174034c89ff" +
+    "498b742410498b5424184d8b5424204d8b4424284531c90f0541f64424380874" +
+    "054885c07f6441f64424380274034989c7483d01f0ffff7316498b4c24304885" +
+    "c974144839c8740f48c7c0fdffffff41f644243804741c4983c44049ffc6eb87" +
+    "488b7b20488b7328488b5330b83b0000000f05f7d88943384489733cbf7f0000" +
+    "00b8e70000000f050f0b31ffb8e70000000f050f0b",
 );
 
 function hex(s: string): Uint8Array {
@@ -83,6 +93,11 @@ export const OP_FLAG = Object.freeze({
   SAVE: 2,
   /** A failure does not stop the child (best-effort steps). */
   MAY_FAIL: 4,
+  /**
+   * A positive result ends the task with exit_group(0): after a clone3 op
+   * the caller stops and the new task (result 0) goes on.
+   */
+  QUIT_IF_POSITIVE: 8,
 });
 
 /** x86_64 system call numbers used in the child (`asm/unistd_64.h`). */
@@ -112,7 +127,9 @@ export const SYS_X86_64 = Object.freeze({
   symlinkat: 266,
   dup3: 292,
   prlimit64: 302,
+  setns: 308,
   seccomp: 317,
+  clone3: 435,
   close_range: 436,
   move_mount: 429,
   mount_setattr: 442,
@@ -157,8 +174,12 @@ const ARENA_CHUNK = 4096;
 const ARENA_ALIGN = 8;
 const EMPTY_ARENA = new Uint8Array(0);
 const ENCODER = new TextEncoder();
-/** `struct landlock_ruleset_attr` with only `handled_access_fs`. */
-const LANDLOCK_RULESET_ATTR_BYTES = 8;
+/**
+ * `struct landlock_ruleset_attr`: handled_access_fs, handled_access_net,
+ * scoped (u64 each). Kernels with a shorter struct accept it while the
+ * fields they do not know are 0.
+ */
+const LANDLOCK_RULESET_ATTR_BYTES = 24;
 /** `struct landlock_path_beneath_attr` (packed: u64 + s32). */
 const LANDLOCK_PATH_BENEATH_BYTES = 12;
 
@@ -603,15 +624,16 @@ export class ChildOps {
   }
 
   /**
-   * landlock_create_ruleset(&{handled}, 8, 0), the new descriptor moved
-   * to `fd` (a number the parent reserved, so later ops can name it).
+   * landlock_create_ruleset(&{handled, 0, scoped}, 24, 0), the new
+   * descriptor moved to `fd` (a number the parent reserved, so later ops
+   * can name it). `scoped`: LANDLOCK_SCOPE_* bits (0 below ABI 6).
    */
-  landlockCreate(handled: number, fd: number): this {
+  landlockCreate(handled: number, fd: number, scoped = 0): this {
     this.add(
       "landlock_create_ruleset",
       SYS_X86_64.landlock_create_ruleset,
       [
-        this.#u64s(BigInt(handled)),
+        this.#u64s(BigInt(handled), 0n, BigInt(scoped)),
         LANDLOCK_RULESET_ATTR_BYTES,
         0,
       ],
@@ -652,18 +674,68 @@ export class ChildOps {
    * `/proc/self/fd/<fd>`).
    */
   openPathAt(path: string, fd: number): this {
+    return this.openAt(path, O_PATH, fd);
+  }
+
+  /**
+   * open(path, `flags` | O_CLOEXEC), the descriptor moved to `fd` (a
+   * number the parent reserved).
+   */
+  openAt(path: string, flags: number, fd: number): this {
     this.add(
       `open ${path}`,
       SYS_X86_64.openat,
-      [
-        AT_FDCWD,
-        this.#str(path),
-        O_PATH | O_CLOEXEC,
-      ],
+      [AT_FDCWD, this.#str(path), flags | O_CLOEXEC],
       0,
       OP_FLAG.SAVE,
     );
     return this.#moveSaved(fd, `open ${path}`);
+  }
+
+  /** setns(fd, nstype): join the namespace `fd` refers to. */
+  setns(fd: number, nstype: bigint): this {
+    return this.add(`setns ${nstype}`, SYS_X86_64.setns, [fd, Number(nstype)]);
+  }
+
+  /**
+   * clone3 with CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_PARENT |
+   * CLONE_PARENT_SETTID and `flags`, on the same stack (neither task
+   * touches it): the task that makes this call waits until the new one has
+   * exec'd or failed, then exits with 0; the new one, a child of the
+   * spawning process (CLONE_PARENT), goes on with the next op. Its pid and
+   * pidfd are written where the returned getters read them (the pidfd
+   * lands in the caller's descriptor table: start the first task with
+   * CLONE_FILES so it is the spawning process's).
+   */
+  cloneStage(flags: bigint): { pid: () => number; pidfd: () => number } {
+    const out = this.#alloc(8); // int pidfd; int pid
+    out.view.setInt32(out.offset, -1, true);
+    const all = flags | CLONE.CLONE_VM | CLONE.CLONE_VFORK |
+      CLONE.CLONE_PIDFD | CLONE.CLONE_PARENT | CLONE.CLONE_PARENT_SETTID;
+    const args = this.#alloc(clone_args.SIZEOF);
+    args.view.setBigUint64(args.offset + clone_args.flags, all, true);
+    args.view.setBigUint64(
+      args.offset + clone_args.pidfd,
+      BigInt(out.at),
+      true,
+    );
+    args.view.setBigUint64(
+      args.offset + clone_args.parent_tid,
+      BigInt(out.at + 4),
+      true,
+    );
+    this.add(
+      "clone3",
+      SYS_X86_64.clone3,
+      [args.at, clone_args.SIZEOF],
+      0,
+      OP_FLAG.QUIT_IF_POSITIVE,
+    );
+    const { view, offset } = out;
+    return {
+      pidfd: () => view.getInt32(offset, true),
+      pid: () => view.getInt32(offset + 4, true),
+    };
   }
 
   /** dup3(saved, fd, O_CLOEXEC), then close(saved). */
@@ -731,6 +803,15 @@ export interface Clone3Request {
   argv: BigUint64Array;
   /** `envp`. */
   envp: Deno.PointerValue;
+  /**
+   * A two-stage spawn: what `ops.cloneStage()` returned. The first task
+   * then shares this process's descriptor table (CLONE_FILES: the second
+   * task's pidfd lands there), is reaped here once the second has exec'd,
+   * and the result describes the second.
+   */
+  stage?: { pid: () => number; pidfd: () => number };
+  /** CLONE_FILES: the child's opens land in this process's table. */
+  shareFiles?: boolean;
 }
 
 /** What happened. */
@@ -807,7 +888,8 @@ export function clone3Spawn(req: Clone3Request): Clone3Result {
   const pidfd = new Int32Array([-1]);
   const args = new BigUint64Array(clone_args.SIZEOF / 8);
   const flags = req.flags | CLONE.CLONE_PIDFD | CLONE.CLONE_VM |
-    CLONE.CLONE_VFORK;
+    CLONE.CLONE_VFORK |
+    (req.stage || req.shareFiles ? CLONE.CLONE_FILES : 0n);
   args[clone_args.flags / 8] = flags;
   args[clone_args.pidfd / 8] = address(pidfd);
   args[clone_args.exit_signal / 8] = 0n;
@@ -832,6 +914,33 @@ export function clone3Spawn(req: Clone3Request): Clone3Result {
   keepAlive(args, pidfd, ops, req, req.ops);
   if (ret < 0) return { kind: "clone-failed", errno: -ret };
   const err = v.getInt32(isola_spawn.err, true);
+  if (req.stage !== undefined) {
+    const second = req.stage.pidfd();
+    if (second >= 0) {
+      // The first task ran only up to the clone and has exited.
+      reapExited(pidfd[0]);
+      const pid = req.stage.pid();
+      return err !== 0
+        ? {
+          kind: "child-failed",
+          errno: err,
+          step: req.ops.name(v.getInt32(isola_spawn.step, true)),
+          pid,
+          pidfd: second,
+        }
+        : { kind: "ok", pid, pidfd: second };
+    }
+    if (err === 0) {
+      // Killed before its clone (a signal to the process group).
+      return {
+        kind: "child-failed",
+        errno: E.ECHILD,
+        step: "clone3",
+        pid: ret,
+        pidfd: pidfd[0],
+      };
+    }
+  }
   if (err !== 0) {
     return {
       kind: "child-failed",
@@ -842,6 +951,12 @@ export function clone3Spawn(req: Clone3Request): Clone3Result {
     };
   }
   return { kind: "ok", pid: ret, pidfd: pidfd[0] };
+}
+
+/** Waits for an exited child through its pidfd, then closes the pidfd. */
+function reapExited(pidfd: number): void {
+  while (waitidPidfd(pidfd, W.WEXITED | W.__WALL) === -E.EINTR);
+  close(pidfd);
 }
 
 const sink: { values: unknown } = { values: undefined };

@@ -23,6 +23,9 @@
  *   1  a0 is replaced by the saved result (a descriptor opened earlier)
  *   2  the result is saved (r15) for later ops
  *   4  a failure is ignored (best-effort steps)
+ *   8  a positive result ends this task with exit_group(0): for a clone3
+ *      op, the task that called it stops and the new one (result 0) goes
+ *      on with the next op (a spawn in two stages)
  *
  * Parent: returns what clone3 returned (the child's pid, or -errno). With
  * CLONE_VM|CLONE_VFORK it returns once the child has exec'd or exited.
@@ -74,6 +77,11 @@ isola_clone3:
 	mov r8, [r12 + 40]
 	xor r9d, r9d
 	syscall
+	test byte ptr [r12 + 56], 8	/* stop this task on a positive result? */
+	jz .Lsave
+	test rax, rax
+	jg .Lquit
+.Lsave:
 	test byte ptr [r12 + 56], 2	/* save the result? */
 	jz .Lcheck
 	mov r15, rax
@@ -106,6 +114,12 @@ isola_clone3:
 	mov [rbx + 56], eax
 	mov [rbx + 60], r14d
 	mov edi, 127
+	mov eax, 231			/* __NR_exit_group */
+	syscall
+	ud2
+
+.Lquit:				/* the first task of a two-stage spawn */
+	xor edi, edi
 	mov eax, 231			/* __NR_exit_group */
 	syscall
 	ud2

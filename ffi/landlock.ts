@@ -38,6 +38,14 @@ export const LANDLOCK_FS = Object.freeze({
   IOCTL_DEV: 1 << 15, // ABI 5
 });
 
+/** What a ruleset can scope to its own domain (LANDLOCK_SCOPE_*, ABI 6). */
+export const LANDLOCK_SCOPE = Object.freeze({
+  /** Connecting to an abstract Unix socket made outside the domain. */
+  ABSTRACT_UNIX_SOCKET: 1 << 0,
+  /** Signalling a process outside the domain. */
+  SIGNAL: 1 << 1,
+});
+
 const LANDLOCK_CREATE_RULESET_VERSION = 1;
 
 /** The kernel's Landlock ABI version, or `-errno` (ENOSYS, EOPNOTSUPP). */

@@ -24,9 +24,12 @@ import { glibc_opaque, siginfo_t } from "./structs.ts";
 export const CLONE = Object.freeze({
   CLONE_NEWTIME: 0x80n,
   CLONE_VM: 0x100n,
+  CLONE_FILES: 0x400n,
   CLONE_PIDFD: 0x1000n,
   CLONE_VFORK: 0x4000n,
+  CLONE_PARENT: 0x8000n,
   CLONE_NEWNS: 0x20000n,
+  CLONE_PARENT_SETTID: 0x100000n,
   CLONE_NEWCGROUP: 0x2000000n,
   CLONE_NEWUTS: 0x4000000n,
   CLONE_NEWIPC: 0x8000000n,

@@ -17,7 +17,11 @@ import {
 } from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
 import { close as closeFd, F, fcntl } from "../../ffi/unistd.ts";
-import { handledRights, landlockAbi } from "../../ffi/landlock.ts";
+import {
+  handledRights,
+  LANDLOCK_SCOPE,
+  landlockAbi,
+} from "../../ffi/landlock.ts";
 import { threadIds, withThreadIdentity } from "../../ffi/identity.ts";
 import { MS, OVERFLOW_ID } from "../../ffi/mount.ts";
 import {
@@ -38,6 +42,12 @@ import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 import { userNamespaceCauses } from "./_userns_diagnosis.ts";
 import { maxTarget, type SpawnPlan, type SpawnStarted } from "./_spawn_plan.ts";
+import { reapNow } from "./_reap.ts";
+import {
+  abandonSharedNetwork,
+  SCOPED_LANDLOCK_ABI,
+  sharedNetwork,
+} from "./_shared_network.ts";
 
 /**
  * clone3 returned ENOSYS: the kernel lacks it or a seccomp filter refuses
@@ -129,14 +139,31 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
     if (layers.mountNamespace && view === undefined) {
       view = planView(iso, job.program, threadIds().uid[1] === 0, job.temps);
     }
-    const r = spawnOnce(
+    const { r, shared, id } = spawnOnce(
       job,
       layers,
       layers.mountNamespace ? view! : null,
       abi,
       layers.pidNamespace ? proc : "none",
     );
-    if (r.kind === "ok") return { pid: r.pid, pidfd: r.pidfd, report: layers };
+    if (r.kind === "ok") {
+      return {
+        pid: r.pid,
+        pidfd: r.pidfd,
+        report: layers,
+        sharedNetworkNamespace: shared,
+      };
+    }
+    if (
+      shared && r.kind === "child-failed" &&
+      (r.step === "clone3" || r.step.startsWith("setns"))
+    ) {
+      // The first stage failed: no sharing from now on, and this child
+      // gets its own network namespace (a refusal is then found below).
+      reapNow(r.pidfd);
+      abandonSharedNetwork(id);
+      continue;
+    }
     if (r.kind === "child-failed") {
       reapNow(r.pidfd);
       throw new ProcessSpawnError(r.errno, r.step, job.program);
@@ -212,17 +239,43 @@ function fdSetup(ops: ChildOps, job: SpawnPlan, inRoot: boolean): void {
   }
 }
 
+/** What one attempt did: the trampoline's result, and whether it shared the network namespace. */
+interface Attempt {
+  r: Clone3Result;
+  shared: boolean;
+  /** The id the child runs as. */
+  id: number;
+}
+
 function spawnOnce(
   job: SpawnPlan,
   layers: ProcessIsolationReport,
   view: ViewEntry[] | null,
   abi: number,
   proc: JailProc,
-): Clone3Result {
+): Attempt {
   let flags = CLONE.CLONE_CLEAR_SIGHAND;
   for (const l of NAMESPACE_LAYERS) if (layers[l]) flags |= NAMESPACE_FLAG[l];
   const iso = { ...job.iso, layers };
-  const ops = new ChildOps().resetSignals(ignoredSignals());
+  const ids = threadIds();
+  const rootHost = ids.uid[1] === 0;
+  const drop = rootHost && layers.userNamespace && layers.identity;
+  const id = drop ? OVERFLOW_ID : ids.uid[1];
+  const ops = new ChildOps();
+  // With Landlock's abstract-socket scope the children can share one
+  // empty network namespace (_shared_network.ts): two stages, the first
+  // joins it, the second is the child.
+  const net = job.iso.shareNetwork && layers.networkNamespace &&
+      layers.userNamespace && layers.landlock && abi >= SCOPED_LANDLOCK_ABI
+    ? sharedNetwork(id, drop)
+    : null;
+  let stage: ReturnType<ChildOps["cloneStage"]> | undefined;
+  if (net !== null) {
+    ops.setns(net.user, CLONE.CLONE_NEWUSER).setns(net.net, CLONE.CLONE_NEWNET);
+    stage = ops.cloneStage(flags & ~CLONE.CLONE_NEWNET);
+    flags = CLONE.CLONE_CLEAR_SIGHAND;
+  }
+  ops.resetSignals(ignoredSignals());
   if (iso.parentDeathSignal !== null && layers.parentDeathSignal) {
     // In its own PID namespace the child's parent is outside it:
     // getppid() is 0 there (pid_namespaces(7)).
@@ -231,11 +284,8 @@ function spawnOnce(
       layers.pidNamespace ? 0 : Deno.pid,
     );
   }
-  const ids = threadIds();
-  const rootHost = ids.uid[1] === 0;
-  const drop = rootHost && layers.userNamespace && layers.identity;
   jailOps(ops, iso, {
-    uid: drop ? OVERFLOW_ID : ids.uid[1],
+    uid: id,
     gid: drop ? OVERFLOW_ID : ids.gid[1],
     rootHost,
     reserve: () => reserve(job),
@@ -246,7 +296,11 @@ function spawnOnce(
   if (layers.landlock) {
     const ruleset = reserve(job);
     const scratch = reserve(job);
-    ops.landlockCreate(handledRights(abi), ruleset);
+    ops.landlockCreate(
+      handledRights(abi),
+      ruleset,
+      abi >= SCOPED_LANDLOCK_ABI ? LANDLOCK_SCOPE.ABSTRACT_UNIX_SOCKET : 0,
+    );
     for (const [path, rights] of landlockRules(iso, view, abi, proc)) {
       ops.landlockAllow(ruleset, path, rights, scratch);
     }
@@ -262,12 +316,14 @@ function spawnOnce(
       path: job.exec.path,
       argv: job.exec.argv,
       envp: job.exec.envp,
+      stage,
     });
   // A root parent lends the child an unprivileged identity for the clone:
   // the user namespace is then owned by that id, which is the only one the
   // child can map (user_namespaces(7)). libcamera's isolated IPA keeps
   // kernel uid 0 on a root host.
-  return drop ? withThreadIdentity(OVERFLOW_ID, spawn) : spawn();
+  const r = drop ? withThreadIdentity(OVERFLOW_ID, spawn) : spawn();
+  return { r, shared: net !== null, id };
 }
 
 /** Which of `wanted` the kernel refuses, each tried alone (with a user namespace where one works). */
@@ -323,15 +379,6 @@ function procMountable(): boolean {
   reapNow(r.pidfd);
   procOk = r.kind === "ok" || r.errno !== E.EPERM;
   return procOk;
-}
-
-/** Reaps a child known to have exited (or about to), then closes its pidfd. */
-export function reapNow(pidfd: number): void {
-  for (;;) {
-    const w = waitidPidfd(pidfd, W.WEXITED | W.__WALL);
-    if (w !== -E.EINTR) break;
-  }
-  closeFd(pidfd);
 }
 
 /**

@@ -67,5 +67,6 @@ export function startPosixSpawn(
     pidfd,
     // POSIX_SPAWN_SETSIGDEF resets every signal; nothing else.
     report: { ...resolveIsolation(false).layers, clearSignalHandlers: true },
+    sharedNetworkNamespace: false,
   };
 }

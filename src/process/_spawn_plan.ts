@@ -47,6 +47,8 @@ export interface SpawnStarted {
   pidfd: number;
   /** Each layer, taken or not. */
   report: ProcessIsolationReport;
+  /** Whether the child joined the network namespace jailed children share. */
+  sharedNetworkNamespace: boolean;
 }
 
 /** The highest descriptor number the child must end up with (at least 2). */

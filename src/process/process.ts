@@ -166,6 +166,12 @@ export interface ProcessDescription {
   isolation: ProcessIsolationReport;
   /** Requested layers that did not take effect, each with the reason. */
   notApplied: string[];
+  /**
+   * Whether the child joined the network namespace isola's jailed children
+   * share (see `shareNetworkNamespace` of {@linkcode ProcessIsolation})
+   * rather than one of its own.
+   */
+  sharedNetworkNamespace: boolean;
 }
 
 /** The `exit` event: the child ended and was reaped. */
@@ -572,6 +578,7 @@ export class Process extends TypedEventTarget<ProcessEventMap>
         spawnPath: how,
         isolation: started.report,
         notApplied,
+        sharedNetworkNamespace: started.sharedNetworkNamespace,
       };
       if (captureRead >= 0) {
         this.#stderrFd = captureRead;
