@@ -32,13 +32,18 @@ function countByKind(fds: Set<number>): Map<string, number[]> {
   return m;
 }
 
+// The user and network namespaces isola's jailed children share are held
+// open for the life of the process from the first jailed spawn on
+// (src/process/_shared_network.ts): made once, not leaked per spawn.
+const HELD_FOR_LIFE = ["user", "net"];
+
 function leakedSince(
   before: Map<string, number[]>,
   ignore: readonly string[],
 ): string[] {
   const out: string[] = [];
   for (const [k, fds] of countByKind(openFds())) {
-    if (ignore.includes(k)) continue;
+    if (ignore.includes(k) || HELD_FOR_LIFE.includes(k)) continue;
     const had = before.get(k)?.length ?? 0;
     if (fds.length > had) out.push(`${fds.length - had} x ${k}`);
   }

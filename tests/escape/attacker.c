@@ -9,11 +9,12 @@
  * once, a writable sysctl or cgroup file is opened but never written.
  *
  * Usage: attacker PARENT_PID REPO_DIR SECRET VICTIM UNIX_SOCKET TCP_PORT
- *                 SHM_ID KEY_DESCRIPTION HOST_TMP_MARKER
+ *                 SHM_ID KEY_DESCRIPTION HOST_TMP_MARKER ABSTRACT_NAME
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <linux/io_uring.h>
 #include <linux/keyctl.h>
 #include <linux/perf_event.h>
@@ -75,13 +76,14 @@ static void try_read_contains(const char *what, const char *path,
 }
 
 int main(int argc, char **argv) {
-	if (argc != 10) {
+	if (argc != 11) {
 		fprintf(stderr, "usage: see attacker.c\n");
 		return 2;
 	}
 	pid_t parent = atoi(argv[1]);
 	const char *repo = argv[2], *secret = argv[3], *victim = argv[4];
 	const char *sock = argv[5], *key = argv[8], *marker = argv[9];
+	const char *abstract = argv[10];
 	int port = atoi(argv[6]), shm = atoi(argv[7]);
 	char path[4096];
 
@@ -144,6 +146,17 @@ int main(int argc, char **argv) {
 		strncpy(a.sun_path, sock, sizeof a.sun_path - 1);
 		verdict("connect to a host Unix socket (mode 0600)",
 			connect(s, (struct sockaddr *)&a, sizeof a));
+		close(s);
+	}
+	{
+		/* An abstract name: a NUL, then the name, exactly that long. */
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		size_t n = strnlen(abstract, sizeof a.sun_path - 1);
+		memcpy(a.sun_path + 1, abstract, n);
+		verdict("connect to the host's abstract Unix socket",
+			connect(s, (struct sockaddr *)&a,
+				offsetof(struct sockaddr_un, sun_path) + 1 + n));
 		close(s);
 	}
 	{

@@ -48,14 +48,20 @@ function addr(b: Uint8Array): number {
   return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
 }
 
-/** A listening Unix socket bound to `path` (Deno's needs --allow-net). */
-function listenUnix(path: string): number {
+/**
+ * A listening Unix socket bound to `path`, or with `abstract` to that
+ * abstract name (Deno's needs --allow-net).
+ */
+function listenUnix(path: string, abstract = false): number {
   const fd = sysCall(SYS_SOCKET, AF_UNIX, SOCK_STREAM_CLOEXEC, 0);
   assert(fd >= 0, "socket");
   const sa = new Uint8Array(SOCKADDR_UN_SIZE);
   sa[0] = AF_UNIX;
-  sa.set(new TextEncoder().encode(path), SUN_PATH);
-  assert(sysCall(SYS_BIND, fd, addr(sa), sa.length) === 0, "bind");
+  const name = new TextEncoder().encode(path);
+  // An abstract name follows a NUL and is exactly its length.
+  sa.set(name, SUN_PATH + (abstract ? 1 : 0));
+  const len = abstract ? SUN_PATH + 1 + name.length : sa.length;
+  assert(sysCall(SYS_BIND, fd, addr(sa), len) === 0, "bind");
   assert(sysCall(SYS_LISTEN, fd, 1) === 0, "listen");
   return fd;
 }
@@ -94,6 +100,8 @@ async function bait(dir: string) {
   const sock = `${dir}/host.sock`;
   const unix = listenUnix(sock);
   await Deno.chmod(sock, 0o600);
+  const abstractName = `isola-escape-${Deno.pid}`;
+  const abstract = listenUnix(abstractName, true);
   const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const shm = sysCall(SYS_SHMGET, IPC_PRIVATE, SHM_BYTES, IPC_CREAT | 0o666);
   assert(shm >= 0, "shmget");
@@ -121,6 +129,7 @@ async function bait(dir: string) {
     String(shm),
     keyName,
     marker,
+    abstractName,
   ];
   return {
     args,
@@ -129,6 +138,7 @@ async function bait(dir: string) {
     keyAdded: key >= 0,
     cleanup() {
       close(unix);
+      close(abstract);
       tcp.close();
       sysCall(SYS_SHMCTL, shm, IPC_RMID, 0);
       if (key >= 0) sysCall(SYS_KEYCTL, KEYCTL_INVALIDATE, key);
