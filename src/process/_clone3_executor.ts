@@ -15,8 +15,8 @@ import {
   clone3Spawn,
   ignoredSignals,
 } from "../../ffi/clone3_trampoline.ts";
-import { CLONE, cString, W, waitidPidfd } from "../../ffi/spawn.ts";
-import { close as closeFd, F, fcntl } from "../../ffi/unistd.ts";
+import { CLONE, cString } from "../../ffi/spawn.ts";
+import { F, fcntl } from "../../ffi/unistd.ts";
 import {
   handledRights,
   LANDLOCK_SCOPE,
@@ -301,7 +301,7 @@ function spawnOnce(
       ruleset,
       abi >= SCOPED_LANDLOCK_ABI ? LANDLOCK_SCOPE.ABSTRACT_UNIX_SOCKET : 0,
     );
-    for (const [path, rights] of landlockRules(iso, view, abi, proc)) {
+    for (const [path, rights] of landlockRules(iso, view, abi)) {
       ops.landlockAllow(ruleset, path, rights, scratch);
     }
     ops.landlockRestrict(ruleset);

@@ -456,14 +456,16 @@ export function landlockRights(
 
 /**
  * The Landlock rules as the child sees its files: `[path, rights]`. With
- * the minimal root: every shown path, `/dev`'s nodes, `/proc` read-only,
- * `/tmp` writable. Without: the `filesystem` paths that exist.
+ * the minimal root, `/` read-only covers every read-only path shown (the
+ * root holds nothing else: a rule per path would cost the child four
+ * system calls each), then the writable paths, `/dev`'s nodes (read and
+ * write, no new entries) and `/tmp`. Without: the `filesystem` paths that
+ * exist.
  */
 export function landlockRules(
   iso: ResolvedIsolation,
   view: ViewEntry[] | null,
   abi: number,
-  proc: JailProc,
 ): [string, number][] {
   const r = landlockRights(abi);
   const handled = handledRights(abi);
@@ -492,13 +494,13 @@ export function landlockRules(
     }
     return out;
   }
-  const out: [string, number][] = view.filter((e) => e.kind !== "symlink").map(
-    (e) => rule(e.path, e.kind, e.writable),
-  );
-  // Listing directories (not reading files) anywhere in the small view.
-  out.push(["/", LANDLOCK_FS.READ_DIR]);
-  for (const d of JAIL_DEVICES) out.push(rule(`/dev/${d}`, "file", true));
-  if (proc !== "none") out.push(rule("/proc", "dir", false));
+  const out: [string, number][] = [rule("/", "dir", false)];
+  for (const e of view) {
+    if (e.writable && e.kind !== "symlink") {
+      out.push(rule(e.path, e.kind, true));
+    }
+  }
+  out.push(["/dev", (r.rw & r.file & handled) | LANDLOCK_FS.READ_DIR]);
   if (iso.filesystem.tmp !== null) out.push(rule("/tmp", "dir", true));
   return out;
 }

@@ -55,7 +55,10 @@ const made = new Map<number, SharedNetwork | null>();
  * @param borrow Whether the calling thread must take `id` for the helper
  *   (a root parent: the user namespace must be owned by `id`).
  */
-export function sharedNetwork(id: number, borrow: boolean): SharedNetwork | null {
+export function sharedNetwork(
+  id: number,
+  borrow: boolean,
+): SharedNetwork | null {
   let s = made.get(id);
   if (s === undefined) {
     s = create(id, borrow);
