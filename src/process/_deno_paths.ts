@@ -26,9 +26,11 @@ function real(path: string): string | null {
   return typeof r === "string" ? r : null;
 }
 
+let self: string | null | undefined;
+
 /** Whether `program` is the Deno executable running this code. */
 export function isThisDeno(program: string): boolean {
-  const self = real(Deno.execPath());
+  self ??= real(Deno.execPath()); // the running executable does not move
   return self !== null && real(program) === self;
 }
 

@@ -38,7 +38,11 @@ import { O, open } from "../../ffi/spawn.ts";
 import { close, readlink } from "../../ffi/unistd.ts";
 import type { ResolvedIsolation } from "./isolation.ts";
 
-/** Host paths every jailed program gets read-only, where they exist. */
+/**
+ * Host paths every jailed program gets read-only, where they exist. The
+ * dynamic loader reads only `/etc/ld.so.cache` (ld.so(8));
+ * `/etc/ld.so.conf` is ldconfig's input and is not shown.
+ */
 export const SYSTEM_PATHS: readonly string[] = Object.freeze([
   "/usr",
   "/bin",
@@ -48,11 +52,38 @@ export const SYSTEM_PATHS: readonly string[] = Object.freeze([
   "/lib64",
   "/libx32",
   "/etc/ld.so.cache",
-  "/etc/ld.so.conf",
-  "/etc/ld.so.conf.d",
   "/etc/localtime",
   "/etc/alternatives",
 ]);
+
+/** What a path is on the host: its mode (or -errno), and for a symlink its target and resolved path. */
+interface PathInfo {
+  mode: number;
+  target?: string | null;
+  real?: string | null;
+}
+
+// The system paths are looked up once per process: the distribution's
+// layout does not change under a running program, and each jailed spawn
+// would otherwise pay ~30 system calls for them.
+let systemInfo: Map<string, PathInfo> | undefined;
+
+function lookUp(path: string, mode: number): PathInfo {
+  if (kindOf(mode) !== "symlink") return { mode };
+  const t = readlink(path);
+  return {
+    mode,
+    target: typeof t === "string" ? t : null,
+    real: realPath(path),
+  };
+}
+
+function systemPathInfo(): Map<string, PathInfo> {
+  systemInfo ??= new Map(
+    SYSTEM_PATHS.map((p) => [p, lookUp(p, fileMode(p))]),
+  );
+  return systemInfo;
+}
 
 /** Device nodes of the jail's `/dev` (bind mounts of the host's). */
 export const JAIL_DEVICES: readonly string[] = Object.freeze([
@@ -120,11 +151,14 @@ export function planView(
     ...iso.filesystem.read.map((p) => [p, false] as [string, boolean]),
     ...iso.filesystem.write.map((p) => [p, true] as [string, boolean]),
   ];
-  // Each path's mode is looked up once (parents are shared by many).
-  const modes = new Map<string, number>();
+  // Each path is looked up once (parents are shared by many); the system
+  // paths once per process.
+  const info = new Map(systemPathInfo());
   const modeOf = (p: string) => {
-    let m = modes.get(p);
-    if (m === undefined) modes.set(p, m = fileMode(p));
+    const i = info.get(p);
+    if (i !== undefined) return i.mode;
+    const m = fileMode(p);
+    info.set(p, { mode: m }); // a symlink's target is read by infoOf when shown
     return m;
   };
   const entries = new Map<string, ViewEntry>();
@@ -140,11 +174,12 @@ export function planView(
       continue;
     }
     if (kind === "symlink") {
-      const target = readlink(path);
+      let pi = info.get(path)!;
+      if (pi.target === undefined) info.set(path, pi = lookUp(path, pi.mode));
+      const { target, real } = pi;
       if (typeof target !== "string") continue;
       entries.set(path, { path, kind, writable, target });
-      const real = realPath(path);
-      if (real !== null && real !== path) wanted.push([real, writable]);
+      if (real != null && real !== path) wanted.push([real, writable]);
       continue;
     }
     entries.set(path, { path, kind, writable });
