@@ -72,12 +72,22 @@ export function sharedNetwork(
  * later spawns make their own network namespace.
  */
 export function abandonSharedNetwork(id: number): void {
+  release(id);
+  made.set(id, null);
+}
+
+/** Closes the shared namespaces for `id`; the next spawn makes new ones. */
+export function forgetSharedNetwork(id: number): void {
+  release(id);
+  made.delete(id);
+}
+
+function release(id: number): void {
   const s = made.get(id);
   if (s) {
     close(s.user);
     close(s.net);
   }
-  made.set(id, null);
 }
 
 const PLACEHOLDER = "/";

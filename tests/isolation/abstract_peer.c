@@ -4,7 +4,8 @@
  *
  *   abstract_peer listen NAME    binds the abstract Unix socket NAME,
  *                                prints "ready", waits to be killed
- *   abstract_peer connect NAME   prints "connected" or the errno name
+ *   abstract_peer connect NAME   prints "connected" or the errno name, then
+ *                                its network namespace (/proc/self/ns/net)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,7 +33,11 @@ int main(int argc, char **argv) {
 		fflush(stdout);
 		for (;;) pause();
 	}
-	if (connect(s, (struct sockaddr *)&a, len) == 0) printf("connected\n");
-	else printf("%s\n", strerrorname_np(errno));
+	const char *said = connect(s, (struct sockaddr *)&a, len) == 0
+		? "connected" : strerrorname_np(errno);
+	char ns[64] = "?";
+	ssize_t n = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
+	if (n > 0) ns[n] = 0;
+	printf("%s %s\n", said, ns);
 	return 0;
 }

@@ -7,12 +7,20 @@ import { assert, assertEquals } from "@std/assert";
 import { createMemfd, Process, readFd } from "../../mod.ts";
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { landlockAbi } from "../../ffi/landlock.ts";
-import { readlink } from "../../ffi/unistd.ts";
+import { close, readlink } from "../../ffi/unistd.ts";
+import { O, open, sysCall } from "../../ffi/spawn.ts";
+import { threadIds } from "../../ffi/identity.ts";
+import { OVERFLOW_ID } from "../../ffi/mount.ts";
+import {
+  forgetSharedNetwork,
+  sharedNetwork,
+} from "../../src/process/_shared_network.ts";
 import { USERNS, within } from "../_helpers.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const GCC = "/usr/bin/gcc";
 const dec = new TextDecoder();
+const SYS_DUP3 = 292;
 const SCOPED = clone3Available() && USERNS && landlockAbi() >= 6;
 
 async function compile(): Promise<{ path: string; dir: string }> {
@@ -61,11 +69,11 @@ async function connect(peer: string, name: string, isolate: boolean) {
     isolate: isolate ? { filesystem: { read: [peer] } } : undefined,
     stdout: out,
   });
-  const net = readlink(`/proc/${p.pid}/ns/net`);
   const exit = await within(p.exited, 10_000, "connect");
   assertEquals(exit.kind, "exited");
+  const [said, net] = dec.decode(readFd(out)).trim().split(" ");
   return {
-    said: dec.decode(readFd(out)).trim(),
+    said,
     net,
     shared: isolate && p.describe().sharedNetworkNamespace,
   };
@@ -126,3 +134,61 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a jailed spawn whose shared network namespace cannot be joined gets its own, and later ones too",
+  ignore: !SCOPED,
+  async fn() {
+    const root = threadIds().uid[1] === 0;
+    const id = root ? OVERFLOW_ID : threadIds().uid[1];
+    const held = sharedNetwork(id, root);
+    if (held === null) throw new Error("no shared network namespace");
+    const netFd = held.net;
+    // Put /dev/null where the network namespace was: setns(2) then fails
+    // with EINVAL in the first stage of the next spawn.
+    const nul = open("/dev/null", O.O_RDONLY | O.O_CLOEXEC);
+    assert(nul >= 0);
+    assertEquals(sysCall(SYS_DUP3, nul, netFd, O.O_CLOEXEC), netFd);
+    close(nul);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const p = Process.spawn("/bin/true", { isolate: true });
+        assertEquals(p.describe().sharedNetworkNamespace, false);
+        assertEquals(await within(p.exited, 10_000, "true"), {
+          kind: "exited",
+          code: 0,
+        });
+      }
+      assertEquals(sharedNetwork(id, root), null);
+    } finally {
+      forgetSharedNetwork(id);
+    }
+    const p = Process.spawn("/bin/true", { isolate: true });
+    assertEquals(p.describe().sharedNetworkNamespace, true);
+    await within(p.exited, 10_000, "true");
+    // The first stage of each two-stage spawn was reaped: no zombie child.
+    assertEquals(zombieChildren(), []);
+  },
+});
+
+const SYS_WAITID = 247;
+const P_ALL = 0;
+const WAIT_ANY_ZOMBIE = 4 | 1 | 0x01000000 | 0x40000000; // WEXITED|WNOHANG|WNOWAIT|__WALL
+const SI_PID = 16; // offsetof(siginfo_t, si_pid) on x86_64
+
+/** Pids of this process's children that are zombies (waitid WNOWAIT: not reaped). */
+function zombieChildren(): number[] {
+  const info = new Uint8Array(128);
+  const r = sysCall(
+    SYS_WAITID,
+    P_ALL,
+    0,
+    Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(info))),
+    WAIT_ANY_ZOMBIE,
+    0,
+  );
+  if (r < 0) return []; // ECHILD: no child at all
+  const pid = new DataView(info.buffer).getInt32(SI_PID, true);
+  return pid === 0 ? [] : [pid];
+}
