@@ -36,8 +36,8 @@ int main(int argc, char **argv) {
 	const char *said = connect(s, (struct sockaddr *)&a, len) == 0
 		? "connected" : strerrorname_np(errno);
 	char ns[64] = "?";
-	ssize_t n = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
-	if (n > 0) ns[n] = 0;
+	ssize_t got = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
+	if (got > 0) ns[got] = 0;
 	printf("%s %s\n", said, ns);
 	return 0;
 }
