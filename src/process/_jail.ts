@@ -21,7 +21,7 @@
  */
 import { E, SyscallError } from "../../ffi/errno.ts";
 import { rootAsNobodyUserns } from "./_idmap.ts";
-import type { ChildOps } from "../../ffi/clone3_trampoline.ts";
+import { ChildOps } from "../../ffi/clone3_trampoline.ts";
 import {
   detachedTree,
   type FileKind,
@@ -330,7 +330,7 @@ export function jailOps(
   }
   if (l.utsNamespace) ops.hostname(JAIL_HOSTNAME);
   if (ctx.view !== null) {
-    minimalRoot(ops, iso, ctx.view, ctx.reserve, ctx.proc);
+    ops.append(minimalRootOps(iso, ctx.view, ctx.reserve, ctx.proc));
   }
   if (l.newSession) ops.setsid().newSessionKeyring();
   if (iso.limits !== null) {
@@ -346,11 +346,40 @@ export function jailOps(
   }
 }
 
+// The minimal root's ops for the last few views: a program spawned again
+// with the same options (and, as usual, the same spare descriptor numbers)
+// reuses its op list instead of encoding ~50 system calls again.
+const rootOpsCache = new Map<string, ChildOps>();
+const ROOT_OPS_CACHED = 8;
+
+function minimalRootOps(
+  iso: ResolvedIsolation,
+  view: ViewEntry[],
+  reserve: () => number,
+  proc: JailProc,
+): ChildOps {
+  // Each bind source the parent did not detach gets a spare number.
+  const fds = view.map((e) =>
+    e.kind === "symlink" || e.fd !== undefined ? -1 : reserve()
+  );
+  const key = JSON.stringify([view, fds, proc, iso.filesystem.tmp]);
+  let ops = rootOpsCache.get(key);
+  if (ops === undefined) {
+    ops = new ChildOps();
+    minimalRoot(ops, iso, view, fds, proc);
+    if (rootOpsCache.size >= ROOT_OPS_CACHED) {
+      rootOpsCache.delete(rootOpsCache.keys().next().value!);
+    }
+    rootOpsCache.set(key, ops);
+  }
+  return ops;
+}
+
 function minimalRoot(
   ops: ChildOps,
   iso: ResolvedIsolation,
   view: ViewEntry[],
-  reserve: () => number,
+  sourceFds: number[],
   proc: JailProc,
 ): void {
   const at = (p: string) => BUILD_DIR + (p === "/" ? "" : p);
@@ -379,12 +408,11 @@ function minimalRoot(
   // mount namespace (a bind's source must be there) and before the new
   // root hides them (it is built on /tmp, where sources may live).
   const sourceFd = new Map<string, number>();
-  for (const e of view) {
-    if (e.kind === "symlink" || e.fd !== undefined) continue;
-    const fd = reserve();
-    ops.openPathAt(e.path, fd);
-    sourceFd.set(e.path, fd);
-  }
+  view.forEach((e, i) => {
+    if (sourceFds[i] < 0) return;
+    ops.openPathAt(e.path, sourceFds[i]);
+    sourceFd.set(e.path, sourceFds[i]);
+  });
   // One tmpfs for the root and /tmp (a superblock costs a mount and a
   // teardown): its size bounds what /tmp can hold.
   ops.mount(

@@ -339,3 +339,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "jailed spawns one after another each show their own `read` paths (no view reused from the last spawn)",
+  ignore: !CAN_ISOLATE,
+  async fn() {
+    const dirs = await Promise.all(
+      ["a", "b"].map((n) => Deno.makeTempDir({ prefix: `isola-view-${n}-` })),
+    );
+    try {
+      for (const [i, d] of dirs.entries()) {
+        await Deno.chmod(d, 0o755); // 65534 on a root host
+        await Deno.writeTextFile(`${d}/m`, `mark ${i}\n`);
+      }
+      const script = dirs.map((d) => `cat ${d}/m 2>/dev/null`).join("; ");
+      for (const pick of [0, 1, 0, 1]) {
+        using out = createMemfd();
+        const p = Process.spawn("/bin/sh", {
+          args: ["-c", script],
+          isolate: { filesystem: { read: [dirs[pick]] } },
+          stdout: out,
+        });
+        await within(p.exited, 10_000, "sh");
+        assertEquals(dec.decode(readFd(out)), `mark ${pick}\n`);
+      }
+    } finally {
+      for (const d of dirs) await Deno.remove(d, { recursive: true });
+    }
+  },
+});
