@@ -187,6 +187,7 @@ const LANDLOCK_PATH_BENEATH_BYTES = 12;
 // an empty sigset: module-lifetime buffers the reset ops point at.
 const SIG_DFL_ACTION = new BigUint64Array(4);
 const EMPTY_SIGSET = new BigUint64Array(1);
+const FULL_SIGSET = new BigUint64Array([0xffffffffffffffffn]);
 const SIGKILL = 9;
 const SIGSTOP = 19;
 const SIGNAL_COUNT = 64;
@@ -336,6 +337,19 @@ export class ChildOps {
     return this.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
       SIG_SETMASK,
       addr(EMPTY_SIGSET),
+      0,
+      SIGSET_BYTES,
+    ]);
+  }
+
+  /**
+   * rt_sigprocmask(SIG_SETMASK, every signal): only SIGKILL and SIGSTOP
+   * can still reach the task (a later `resetSignals` unblocks them).
+   */
+  blockSignals(): this {
+    return this.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
+      SIG_SETMASK,
+      addr(FULL_SIGSET),
       0,
       SIGSET_BYTES,
     ]);

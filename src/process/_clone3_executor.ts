@@ -271,6 +271,10 @@ function spawnOnce(
     : null;
   let stage: ReturnType<ChildOps["cloneStage"]> | undefined;
   if (net !== null) {
+    // A signal that ended the first task before the second had exec'd
+    // would let the parent resume while the second still runs in its
+    // memory: the first blocks all it can (the second resets its mask).
+    ops.blockSignals();
     ops.setns(net.user, CLONE.CLONE_NEWUSER).setns(net.net, CLONE.CLONE_NEWNET);
     stage = ops.cloneStage(flags & ~CLONE.CLONE_NEWNET);
     flags = CLONE.CLONE_CLEAR_SIGHAND;
