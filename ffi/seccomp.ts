@@ -50,6 +50,7 @@ export const X32_SYSCALL_BIT = 0x40000000;
 /** x86_64 system call numbers a jail denies (`asm/unistd_64.h`). */
 export const SYS_DENIED_X86_64 = Object.freeze({
   ioctl: 16,
+  socket: 41,
   ptrace: 101,
   syslog: 103,
   pivot_root: 155,
@@ -98,6 +99,18 @@ export const SYS_DENIED_X86_64 = Object.freeze({
 export const IOCTL_DENIED = Object.freeze({
   TIOCSTI: 0x5412,
   TIOCLINUX: 0x541c,
+});
+
+/**
+ * socket(2) arguments a jail refuses (`<sys/socket.h>`,
+ * `<linux/netlink.h>`): vsock, which no network namespace confines, and
+ * NETLINK_USERSOCK, the one netlink protocol on which unprivileged sockets
+ * can send to each other (a channel between tasks of one namespace).
+ */
+export const SOCKET_DENIED = Object.freeze({
+  AF_VSOCK: 40,
+  AF_NETLINK: 16,
+  NETLINK_USERSOCK: 2,
 });
 
 /** One instruction: an operation, or a label marking the next one. */

@@ -264,9 +264,11 @@ function spawnOnce(
   const ops = new ChildOps();
   // With Landlock's abstract-socket scope the children can share one
   // empty network namespace (_shared_network.ts): two stages, the first
-  // joins it, the second is the child.
+  // joins it, the second is the child. seccomp refuses NETLINK_USERSOCK,
+  // on which children in one namespace could otherwise talk.
   const net = job.iso.shareNetwork && layers.networkNamespace &&
-      layers.userNamespace && layers.landlock && abi >= SCOPED_LANDLOCK_ABI
+      layers.userNamespace && layers.landlock && layers.seccomp &&
+      abi >= SCOPED_LANDLOCK_ABI
     ? sharedNetwork(id, drop)
     : null;
   let stage: ReturnType<ChildOps["cloneStage"]> | undefined;

@@ -5,7 +5,9 @@
  * whose flags a filter can read), and a deny-list fails with `EPERM`:
  * the keyring, io_uring, bpf, perf events, userfaultfd, every way to make
  * or enter a namespace or change mounts, ptrace and cross-process memory,
- * kernel modules and kexec, and ioctls that fake terminal input.
+ * kernel modules and kexec, ioctls that fake terminal input, and the
+ * socket families that cross network namespaces (vsock) or connect tasks
+ * inside one without a privilege (netlink's NETLINK_USERSOCK).
  * Everything else is allowed.
  *
  * @module
@@ -17,6 +19,7 @@ import {
   IOCTL_DENIED,
   seccomp_data,
   SECCOMP_RET,
+  SOCKET_DENIED,
   SYS_DENIED_X86_64 as SYS,
   X32_SYSCALL_BIT,
 } from "../../ffi/seccomp.ts";
@@ -80,7 +83,7 @@ function arg(i: number): number {
 }
 
 /** Where a system call number goes: a label of the program below. */
-type Verdict = "eperm" | "enosys" | "clone" | "ioctl";
+type Verdict = "eperm" | "enosys" | "clone" | "ioctl" | "socket";
 
 /** At most this many equality tests end a branch of the number tree. */
 const LEAF_TESTS = 4;
@@ -120,6 +123,7 @@ export function jailFilterProgram(): BpfOp[] {
     [SYS.clone3, "enosys"],
     [SYS.clone, "clone"],
     [SYS.ioctl, "ioctl"],
+    [SYS.socket, "socket"],
     ...DENIED_SYSCALLS.map((name): [number, Verdict] => [SYS[name], "eperm"]),
   ];
   cases.sort((a, b) => a[0] - b[0]);
@@ -139,6 +143,19 @@ export function jailFilterProgram(): BpfOp[] {
     { op: "ld", offset: arg(1) },
     { op: "jeq", k: IOCTL_DENIED.TIOCSTI, then: "eperm" },
     { op: "jeq", k: IOCTL_DENIED.TIOCLINUX, then: "eperm" },
+    { op: "ret", k: SECCOMP_RET.ALLOW },
+    { op: "label", name: "socket" },
+    // socket(domain, type, protocol). vsock reaches the hypervisor and
+    // other guests whatever the network namespace; NETLINK_USERSOCK lets
+    // two jailed children in one shared network namespace talk
+    // (_shared_network.ts), which Landlock's abstract-socket scope does not
+    // cover.
+    { op: "ld", offset: arg(0) },
+    { op: "jeq", k: SOCKET_DENIED.AF_VSOCK, then: "eperm" },
+    { op: "jeq", k: SOCKET_DENIED.AF_NETLINK, else: "allow" },
+    { op: "ld", offset: arg(2) },
+    { op: "jeq", k: SOCKET_DENIED.NETLINK_USERSOCK, then: "eperm" },
+    { op: "label", name: "allow" },
     { op: "ret", k: SECCOMP_RET.ALLOW },
     { op: "label", name: "eperm" },
     { op: "ret", k: SECCOMP_RET.ERRNO | E.EPERM },

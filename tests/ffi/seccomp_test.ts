@@ -6,6 +6,7 @@ import {
   IOCTL_DENIED,
   seccomp_data,
   SECCOMP_RET,
+  SOCKET_DENIED,
   SYS_DENIED_X86_64,
   X32_SYSCALL_BIT,
 } from "../../ffi/seccomp.ts";
@@ -168,6 +169,25 @@ Deno.test("the jail's seccomp filter gives every system call number its verdict"
     runFilter(code, { nr: ioctl, arch: x86, args: [0, 0x5401] }),
     SECCOMP_RET.ALLOW,
   ); // TCGETS
+  // socket(2) by its family, and for netlink by its protocol.
+  const socket = SYS_DENIED_X86_64.socket;
+  const { AF_VSOCK, AF_NETLINK, NETLINK_USERSOCK } = SOCKET_DENIED;
+  const AF_UNIX = 1;
+  const AF_INET = 2;
+  const NETLINK_ROUTE = 0;
+  const SOCK_STREAM = 1;
+  const SOCK_RAW = 3;
+  const socketVerdict = (args: number[]) =>
+    runFilter(code, { nr: socket, arch: x86, args });
+  assertEquals(socketVerdict([AF_VSOCK, SOCK_STREAM, 0]), EPERM);
+  assertEquals(socketVerdict([AF_NETLINK, SOCK_RAW, NETLINK_USERSOCK]), EPERM);
+  assertEquals(
+    socketVerdict([AF_NETLINK, SOCK_RAW, NETLINK_ROUTE]),
+    SECCOMP_RET.ALLOW,
+  );
+  // A protocol number 2 is only refused for netlink.
+  assertEquals(socketVerdict([AF_INET, SOCK_STREAM, 2]), SECCOMP_RET.ALLOW);
+  assertEquals(socketVerdict([AF_UNIX, SOCK_STREAM, 0]), SECCOMP_RET.ALLOW);
 });
 
 Deno.test("the jail's seccomp filter reaches any verdict in few instructions (a search tree, not a list)", () => {
@@ -205,6 +225,7 @@ Deno.test({
     for (const [name, v] of Object.entries(MS)) eq(name, v);
     for (const [name, v] of Object.entries(RLIMIT)) eq(name, v);
     for (const [name, v] of Object.entries(IOCTL_DENIED)) eq(name, v);
+    for (const [name, v] of Object.entries(SOCKET_DENIED)) eq(name, v);
     eq("AUDIT_ARCH_X86_64", AUDIT_ARCH_X86_64);
     eq("SECCOMP_RET_KILL_PROCESS", SECCOMP_RET.KILL_PROCESS);
     eq("SECCOMP_RET_ERRNO", SECCOMP_RET.ERRNO);
@@ -222,6 +243,8 @@ Deno.test({
 #include <linux/mount.h>
 #include <sys/resource.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 ${checks.join("\n")}
 `;
     const child = new Deno.Command("gcc", {
