@@ -13,7 +13,7 @@
  *     Tries, one by one, to reach the victim and to change the namespace,
  *     and prints one line per attempt:
  *       <attempt>\t<REFUSED|ESCAPED>\t<errno name or what it got>
- *     then "done".
+ *     after a first line "net <its /proc/self/ns/net>", then "done".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -167,6 +167,10 @@ static void try_ns_ioctl(const char *what, const char *path, unsigned long req) 
 }
 
 static void attack(const char *name, int port) {
+	char ns[64] = "?";
+	ssize_t got = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
+	if (got > 0) ns[got] = 0;
+	printf("net %s\n", ns); /* which namespace it attacks from */
 	loopback_up_netlink();
 	loopback_up_ioctl();
 	try_socket("open a packet socket (AF_PACKET)", AF_PACKET, SOCK_RAW,
