@@ -24,6 +24,7 @@ import {
   mmapAnonymous,
   mprotect,
   open,
+  sysCall,
   W,
   waitidPidfd,
 } from "./spawn.ts";
@@ -923,7 +924,18 @@ export function clone3Spawn(req: Clone3Request): Clone3Result {
     BigInt(Deno.UnsafePointer.value(req.envp)),
     true,
   );
-  const ret = Number(t.call(block));
+  // A child that shares this process's descriptor table (the first stage
+  // of a two-stage spawn, the shared-namespace helper) starts with every
+  // signal blocked: it runs with default handlers (CLONE_CLEAR_SIGHAND),
+  // and a signal to the process group must not end it before its first op.
+  const masked = req.stage !== undefined || req.shareFiles === true;
+  if (masked) setThreadMask(FULL_SIGSET, SAVED_SIGSET);
+  let ret: number;
+  try {
+    ret = Number(t.call(block));
+  } finally {
+    if (masked) setThreadMask(SAVED_SIGSET, null);
+  }
   // Everything the child read stays referenced until here.
   keepAlive(args, pidfd, ops, req, req.ops);
   if (ret < 0) return { kind: "clone-failed", errno: -ret };
@@ -965,6 +977,19 @@ export function clone3Spawn(req: Clone3Request): Clone3Result {
     };
   }
   return { kind: "ok", pid: ret, pidfd: pidfd[0] };
+}
+
+const SAVED_SIGSET = new BigUint64Array(1);
+
+/** rt_sigprocmask(SIG_SETMASK, set, old) on the calling thread only. */
+function setThreadMask(set: BigUint64Array, old: BigUint64Array | null): void {
+  sysCall(
+    SYS_X86_64.rt_sigprocmask,
+    SIG_SETMASK,
+    addr(set),
+    old === null ? 0 : addr(old),
+    SIGSET_BYTES,
+  );
 }
 
 /** Waits for an exited child through its pidfd, then closes the pidfd. */

@@ -72,6 +72,12 @@ const NAMESPACE_FLAG: Readonly<Record<NamespaceLayer, bigint>> = Object.freeze({
   mountNamespace: CLONE.CLONE_NEWNS,
 });
 
+/**
+ * Times one spawn starts its first stage again after a signal killed it
+ * (clone3Spawn reports ECHILD); then sharing is given up.
+ */
+const FIRST_STAGE_RETRIES = 3;
+
 /** Layers that exist only inside the child's own user namespace. */
 const NEEDS_USER_NAMESPACE: readonly IsolationLayer[] = [
   "identity",
@@ -135,6 +141,7 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
     notApplied.push(`cgroupLimits: ${cgroupLimitsUnavailable()}`);
   }
   let view: ViewEntry[] | null | undefined;
+  let killedFirstStages = 0;
   for (;;) {
     if (layers.mountNamespace && view === undefined) {
       view = planView(iso, job.program, threadIds().uid[1] === 0, job.temps);
@@ -153,6 +160,16 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
         report: layers,
         sharedNetworkNamespace: shared,
       };
+    }
+    if (
+      shared && r.kind === "child-failed" && r.step === "clone3" &&
+      r.errno === E.ECHILD && killedFirstStages++ < FIRST_STAGE_RETRIES
+    ) {
+      // A signal to the process group ended the first stage before it
+      // blocked signals (it starts with default handlers): nothing failed,
+      // so try again instead of giving up sharing for good.
+      reapNow(r.pidfd);
+      continue;
     }
     if (
       shared && r.kind === "child-failed" &&

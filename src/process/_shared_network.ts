@@ -90,6 +90,9 @@ function release(id: number): void {
   }
 }
 
+/** Helpers started before giving up (each can be killed by a signal). */
+const HELPER_ATTEMPTS = 3;
+
 const PLACEHOLDER = "/";
 const O_PATH = 0o10000000;
 
@@ -104,6 +107,9 @@ function create(id: number, borrow: boolean): SharedNetwork | null {
   }
   const map = `${id} ${id} 1\n`;
   const ops = new ChildOps()
+    // Signals to the process group (the helper is in it) must not end it
+    // half-way; one that arrives before this first op is retried below.
+    .blockSignals()
     .dumpable()
     .writeFile("/proc/self/setgroups", "deny")
     .writeFile("/proc/self/uid_map", map)
@@ -121,10 +127,15 @@ function create(id: number, borrow: boolean): SharedNetwork | null {
       envp: null,
       shareFiles: true,
     });
-  const r = borrow ? withThreadIdentity(id, spawn) : spawn();
-  if (r.kind !== "clone-failed") reapNow(r.pidfd);
-  const ok = r.kind === "ok" && isNamespace(user, "user") &&
-    isNamespace(net, "net");
+  let ok = false;
+  for (let i = 0; i < HELPER_ATTEMPTS && !ok; i++) {
+    const r = borrow ? withThreadIdentity(id, spawn) : spawn();
+    if (r.kind !== "clone-failed") reapNow(r.pidfd);
+    // "ok" without both namespaces: a signal ended the helper before its
+    // opens (it stores no error then). Anything else will not change.
+    if (r.kind !== "ok") break;
+    ok = isNamespace(user, "user") && isNamespace(net, "net");
+  }
   if (!ok) {
     close(user);
     close(net);
