@@ -54,12 +54,15 @@ function check(r: number, what: string): void {
 }
 
 /**
- * Runs `fn` with this thread's credentials set to uid/gid `id` (real and
- * effective; the saved uid stays 0 so the thread can return) and no
- * supplementary group, then restores them, the groups and the dumpable
- * flag (a credential change clears it, prctl(2)). Needs euid 0. A child
- * cloned inside `fn` starts with those credentials: its user namespace is
- * owned by `id`, and it can map only `id` (user_namespaces(7)).
+ * Runs `fn` with this thread's credentials set to effective uid `id`,
+ * gid `id` and no supplementary group, then restores them, the groups and
+ * the dumpable flag (a credential change clears it, prctl(2)). The real
+ * and saved uid are kept (0): the thread can return, and no process of
+ * uid `id` may signal it or a child cloned meanwhile (kill(2) lets a
+ * sender whose uid matches the target's real or saved uid do so). Needs
+ * euid 0. A child cloned inside `fn` starts with those credentials: its
+ * user namespace is owned by the effective uid `id`, and it can map only
+ * `id` (user_namespaces(7)); its setresuid in the jail drops the real 0.
  *
  * @throws {SyscallError} If a credential change fails (nothing changed
  *   then, or everything restored).
@@ -79,7 +82,7 @@ export function withThreadIdentity<T>(id: number, fn: () => T): T {
   try {
     check(sysCall(SYS.setresgid, id, id, id), "setresgid");
     try {
-      check(sysCall(SYS.setresuid, id, id, 0), "setresuid");
+      check(sysCall(SYS.setresuid, -1, id, 0), "setresuid");
       try {
         return fn();
       } finally {

@@ -7,7 +7,7 @@
  *
  * 1. identity: `/proc/self/setgroups` deny, its own uid and gid map (the
  *    parent is suspended by `CLONE_VFORK` and cannot write them), and on a
- *    root host `setresuid` to clear the saved uid 0;
+ *    root host `setresuid` to clear the real and saved uid 0;
  * 2. hostname (UTS namespace);
  * 3. the minimal root: every mount private, a tmpfs on `/tmp` of the old
  *    view as the new root, `/proc`, `/dev`, `/tmp`, read-only binds of
