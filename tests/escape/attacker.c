@@ -37,6 +37,8 @@
 #include <termios.h>
 #include <unistd.h>
 #include <linux/bpf.h>
+#include <linux/netlink.h>
+#include <linux/vm_sockets.h>
 
 static void report(const char *what, int escaped, const char *detail) {
 	printf("%s\t%s\t%s\n", what, escaped ? "ESCAPED" : "REFUSED", detail);
@@ -167,6 +169,16 @@ int main(int argc, char **argv) {
 		verdict("connect to the host's 127.0.0.1 listener",
 			connect(s, (struct sockaddr *)&a, sizeof a));
 		close(s);
+	}
+	{
+		/* vsock is not confined by a network namespace (a VM's host). */
+		int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		verdict("open a vsock socket (AF_VSOCK)", s);
+		if (s >= 0) close(s);
+		/* Unprivileged sockets of this netlink protocol reach each other. */
+		s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_USERSOCK);
+		verdict("open a NETLINK_USERSOCK socket", s);
+		if (s >= 0) close(s);
 	}
 	{
 		void *p = shmat(shm, NULL, SHM_RDONLY);
