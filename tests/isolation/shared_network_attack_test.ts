@@ -223,3 +223,52 @@ Deno.test({
     }
   },
 });
+
+/** What a jailed `cat` of `/proc/net/unix` shows, under `share`. */
+async function unixTable(share: boolean): Promise<string> {
+  using out = createMemfd();
+  const cat = Process.spawn("/bin/cat", {
+    args: ["/proc/net/unix"],
+    isolate: { shareNetworkNamespace: share },
+    stdout: out,
+  });
+  assertEquals(await within(cat.exited, WAIT_MS, "cat"), {
+    kind: "exited",
+    code: 0,
+  });
+  return dec.decode(readFd(out));
+}
+
+Deno.test({
+  name:
+    "a jailed child reads the abstract names another binds in the shared namespace, not with its own (docs/security.md)",
+  ignore: !SCOPED,
+  async fn() {
+    const { path, dir } = await compile();
+    try {
+      // A name is data: two colluding children can pass bytes this way.
+      const name = `isola-names-are-data-${Deno.pid}`;
+      using vout = createMemfd();
+      const victim = spawn(
+        path,
+        ["victim", name, String(freePort())],
+        { shareNetworkNamespace: true },
+        vout,
+      );
+      try {
+        const deadline = Date.now() + WAIT_MS;
+        while (!dec.decode(readFd(vout)).includes("ready")) {
+          assert(Date.now() < deadline, dec.decode(readFd(vout)));
+          await new Promise((r) => setTimeout(r, POLL_MS));
+        }
+        assert((await unixTable(true)).includes(`@${name}`));
+        assert(!(await unixTable(false)).includes(`@${name}`));
+      } finally {
+        victim.kill();
+        await within(victim.exited, WAIT_MS, "victim exit");
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
