@@ -294,3 +294,26 @@ export function usernsTest(name: string, fn: TestFn, needed = true): void {
  * {@linkcode usernsTest} (and keeps `deno fmt`'s one-line test layout).
  */
 export const test = { userns: usernsTest };
+
+/**
+ * Compiles the C program `source` (a path) with gcc into a new temporary
+ * directory that every user may search (jailed children run as uid 65534
+ * on a root host). Returns the program's path and the directory to remove.
+ */
+export async function compileC(
+  source: string,
+): Promise<{ path: string; dir: string }> {
+  const name = source.slice(source.lastIndexOf("/") + 1).replace(/\.c$/, "");
+  const dir = await Deno.makeTempDir({ prefix: `isola-${name}-` });
+  const path = `${dir}/${name}`;
+  const r = await new Deno.Command("/usr/bin/gcc", {
+    args: ["-O1", "-o", path, source],
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    await Deno.remove(dir, { recursive: true });
+    throw new Error(`gcc ${source}: ${new TextDecoder().decode(r.stderr)}`);
+  }
+  await Deno.chmod(dir, 0o755);
+  return { path, dir };
+}

@@ -11,10 +11,9 @@ import { createMemfd, Process, readFd } from "../../mod.ts";
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { threadIds } from "../../ffi/identity.ts";
 import { gettid } from "../../ffi/spawn.ts";
-import { USERNS, within } from "../_helpers.ts";
+import { compileC, USERNS, within } from "../_helpers.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
-const GCC = "/usr/bin/gcc";
 const dec = new TextDecoder();
 const PROBE_MS = 1500;
 const WAIT_MS = 20_000;
@@ -25,15 +24,8 @@ Deno.test({
     "a root parent spawning jailed children is never signalable by uid 65534",
   ignore: !(clone3Available() && USERNS && ROOT),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "isola-probe-" });
+    const { path, dir } = await compileC(`${HERE}signal_probe.c`);
     try {
-      const path = `${dir}/signal_probe`;
-      const r = await new Deno.Command(GCC, {
-        args: ["-O1", "-o", path, `${HERE}signal_probe.c`],
-        stderr: "piped",
-      }).output();
-      assert(r.success, dec.decode(r.stderr));
-      await Deno.chmod(dir, 0o755);
       using out = createMemfd();
       // Its own user namespace, uid 65534 on this root host, the host's
       // pids: what any process of uid 65534 sees.

@@ -12,10 +12,9 @@ import { createMemfd, Process, readFd } from "../../mod.ts";
 import { clone3Available } from "../../ffi/clone3_trampoline.ts";
 import { landlockAbi } from "../../ffi/landlock.ts";
 import { readlink } from "../../ffi/unistd.ts";
-import { USERNS, within, withoutFdLeak } from "../_helpers.ts";
+import { compileC, USERNS, within, withoutFdLeak } from "../_helpers.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
-const GCC = "/usr/bin/gcc";
 const dec = new TextDecoder();
 const SCOPED = clone3Available() && USERNS && landlockAbi() >= 6;
 const WAIT_MS = 10_000;
@@ -29,18 +28,6 @@ const CONTROL_REACHES = [
   "sendto another child's abstract datagram socket",
   "send to another child's NETLINK_USERSOCK port",
 ];
-
-async function compile(): Promise<{ path: string; dir: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "isola-net-attack-" });
-  const path = `${dir}/net_attacker`;
-  const r = await new Deno.Command(GCC, {
-    args: ["-O1", "-o", path, `${HERE}net_attacker.c`],
-    stderr: "piped",
-  }).output();
-  assert(r.success, dec.decode(r.stderr));
-  await Deno.chmod(dir, 0o755); // jailed children run as 65534 on a root host
-  return { path, dir };
-}
 
 /** A TCP port free on the host now (for the unjailed control). */
 function freePort(): number {
@@ -138,7 +125,7 @@ Deno.test({
     "jailed children in the shared network namespace reach neither each other nor the namespace's configuration",
   ignore: !SCOPED,
   async fn() {
-    const { path, dir } = await compile();
+    const { path, dir } = await compileC(`${HERE}net_attacker.c`);
     try {
       await withoutFdLeak(async () => {
         // Control: unjailed, in the host's namespace, the probes connect.
@@ -204,7 +191,7 @@ Deno.test({
     "jailed children with network namespaces of their own refuse the same attacks",
   ignore: !SCOPED,
   async fn() {
-    const { path, dir } = await compile();
+    const { path, dir } = await compileC(`${HERE}net_attacker.c`);
     try {
       await withoutFdLeak(async () => {
         const own = await round(path, { shareNetworkNamespace: false });
@@ -244,7 +231,7 @@ Deno.test({
     "a jailed child reads the abstract names another binds in the shared namespace, not with its own (docs/security.md)",
   ignore: !SCOPED,
   async fn() {
-    const { path, dir } = await compile();
+    const { path, dir } = await compileC(`${HERE}net_attacker.c`);
     try {
       // A name is data: two colluding children can pass bytes this way.
       const name = `isola-names-are-data-${Deno.pid}`;

@@ -15,25 +15,12 @@ import {
   forgetSharedNetwork,
   sharedNetwork,
 } from "../../src/process/_shared_network.ts";
-import { USERNS, within } from "../_helpers.ts";
+import { compileC, USERNS, within } from "../_helpers.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
-const GCC = "/usr/bin/gcc";
 const dec = new TextDecoder();
 const SYS_DUP3 = 292;
 const SCOPED = clone3Available() && USERNS && landlockAbi() >= 6;
-
-async function compile(): Promise<{ path: string; dir: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "isola-peer-" });
-  const path = `${dir}/abstract_peer`;
-  const r = await new Deno.Command(GCC, {
-    args: ["-O1", "-o", path, `${HERE}abstract_peer.c`],
-    stderr: "piped",
-  }).output();
-  assert(r.success, dec.decode(r.stderr));
-  await Deno.chmod(dir, 0o755); // the jailed peers run as 65534 on a root host
-  return { path, dir };
-}
 
 /** Starts a listener; resolves once it has bound the name. */
 async function listener(
@@ -84,7 +71,7 @@ Deno.test({
     "jailed children that share a network namespace cannot connect to each other's abstract sockets",
   ignore: !SCOPED,
   async fn() {
-    const { path, dir } = await compile();
+    const { path, dir } = await compileC(`${HERE}abstract_peer.c`);
     try {
       const name = `isola-peer-${Deno.pid}`;
       {
