@@ -29,6 +29,8 @@
 #include <sys/resource.h>
 #include <sys/shm.h>
 #include <sys/socket.h>
+/* After <sys/socket.h>: newer kernel headers use struct sockaddr here. */
+#include <linux/vm_sockets.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -38,7 +40,6 @@
 #include <unistd.h>
 #include <linux/bpf.h>
 #include <linux/netlink.h>
-#include <linux/vm_sockets.h>
 
 static void report(const char *what, int escaped, const char *detail) {
 	printf("%s\t%s\t%s\n", what, escaped ? "ESCAPED" : "REFUSED", detail);

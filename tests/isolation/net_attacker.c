@@ -23,7 +23,6 @@
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
 #include <linux/rtnetlink.h>
-#include <linux/vm_sockets.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -34,6 +33,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+/* After <sys/socket.h>: newer kernel headers use struct sockaddr here. */
+#include <linux/vm_sockets.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
