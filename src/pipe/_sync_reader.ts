@@ -317,7 +317,7 @@ export function callFast(f: FastPath, c: FastCall): number {
  * through decodeItem(), which checks and reports every way a frame can be
  * wrong).
  */
-function isPlainFrame(rx: MsgBuffers, n: number): boolean {
+export function isPlainFrame(rx: MsgBuffers, n: number): boolean {
   const b = rx.data;
   const size = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
   return n >= HEADER_SIZE + MSG_HEADER && size === n - HEADER_SIZE &&

@@ -90,7 +90,8 @@ export class IpcMessage implements Disposable {
 
   /** Closes the owned descriptors not yet released. */
   [Symbol.dispose](): void {
-    for (const fd of this.ownedFds) fd.close();
+    // No filtered copy: a reply is disposed once per call.
+    for (const fd of this.fds) if (fd instanceof OwnedFd) fd.close();
   }
 }
 
