@@ -85,6 +85,7 @@ export class IpcMessage implements Disposable {
    * sent with plain numbers).
    */
   get ownedFds(): OwnedFd[] {
+    if (this.fds.length === 0) return []; // the usual reply: no filter run
     return this.fds.filter((fd): fd is OwnedFd => fd instanceof OwnedFd);
   }
 
