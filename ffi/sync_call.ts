@@ -18,7 +18,7 @@
  */
 import { MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
 import { C, lazyLibc } from "./libc.ts";
-import { epoll_event, pollfd } from "./structs.ts";
+import { epoll_event, msghdr, pollfd } from "./structs.ts";
 
 /** The machine code of `ffi/sync_call_x86_64.S`, hex. */
 const CODE_HEX =
@@ -145,6 +145,28 @@ export function addressOf(buf: ArrayBufferLike | ArrayBufferView): bigint {
 }
 
 /**
+ * The low and high u32 halves of an address (for
+ * {@linkcode SyncBlock.sendHalves}), as int32 bit patterns.
+ */
+export function addressHalves(address: bigint): [lo: number, hi: number] {
+  return [
+    Number(BigInt.asIntN(32, address)),
+    Number(BigInt.asIntN(32, address >> 32n)),
+  ];
+}
+
+/**
+ * Whether the kernel wrote any control message (descriptors) into the
+ * `struct msghdr` `hdr` on its last recvmsg(2): `msg_controllen` is not 0.
+ * Reads bytes, so a per-call path allocates nothing.
+ */
+export function receivedControl(hdr: Uint8Array): boolean {
+  let any = 0;
+  for (let i = 0; i < 8; i++) any |= hdr[msghdr.msg_controllen + i];
+  return any !== 0;
+}
+
+/**
  * One block for the stub, with its pollfd pair and epoll_event, in buffers
  * that never move. Set the inputs once (they persist), then
  * {@linkcode SyncBlock.call} as often as needed.
@@ -237,6 +259,17 @@ export class SyncBlock {
   /** Address of the `struct msghdr` to send first (0n: only wait). */
   send(msghdr: bigint): void {
     this.#set(sync_block.send_hdr, msghdr);
+  }
+
+  /**
+   * {@linkcode SyncBlock.send} with the address as two u32 halves (see
+   * {@linkcode addressHalves}), for a per-call path: no BigInt is read or
+   * written. `(0, 0)`: only wait.
+   */
+  sendHalves(lo: number, hi: number): void {
+    const i = sync_block.send_hdr >> 2;
+    this.#i32[i] = lo;
+    this.#i32[i + 1] = hi;
   }
 
   /** Address of the `struct msghdr` to receive into. */

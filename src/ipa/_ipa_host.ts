@@ -9,10 +9,12 @@ import { OwnedFd } from "../fd/owned_fd.ts";
 import {
   CMD_INIT,
   CMD_WARMUP,
+  CMD_WARMUP_FLAT,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_FLAT_METHOD,
   WARMUP_METHOD,
 } from "./_ipa_protocol.ts";
 import { IpcCallError } from "../pipe/ipc_call_error.ts";
@@ -139,10 +141,12 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
 
   await worker.serve({
     onCall(msg) {
-      if (msg.cmd === CMD_WARMUP) {
-        const spec = WARMUP_METHOD;
+      if (msg.cmd === CMD_WARMUP || msg.cmd === CMD_WARMUP_FLAT) {
+        const spec = msg.cmd === CMD_WARMUP
+          ? WARMUP_METHOD
+          : WARMUP_FLAT_METHOD;
         const v = decodeIpa(spec.params, msg.data, msg.ownedFds, "params");
-        return { cmd: CMD_WARMUP, data: encodeIpa(spec.result!, v).data };
+        return { cmd: msg.cmd, data: encodeIpa(spec.result!, v).data };
       }
       if (msg.cmd === CMD_INIT) {
         return init(json.decode<InitRequest>(msg.data)).then((reply) => ({

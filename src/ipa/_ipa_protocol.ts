@@ -9,11 +9,13 @@
 //   cmd WARMUP (0x7fff0001), a call: a WARMUP_METHOD params value; the
 //     host decodes it and answers it encoded again (the proxy runs a few
 //     thousand at start so that the first frames run optimised code)
+//   cmd WARMUP_FLAT (0x7fff0002), the same with WARMUP_FLAT_METHOD
 import type { IpaModuleInfo } from "./ipa_module.ts";
 import { type IpaInterfaceSpec, type IpaMethodSpec, T } from "./ipa_schema.ts";
 
 export const CMD_INIT = 0x7fff0000;
 export const CMD_WARMUP = 0x7fff0001;
+export const CMD_WARMUP_FLAT = 0x7fff0002;
 
 /** The method the warm-up calls: the kinds a frame's call usually has. */
 export const WARMUP_METHOD: IpaMethodSpec = Object.freeze({
@@ -48,6 +50,44 @@ export const WARMUP_VALUE: Readonly<Record<string, unknown>> = Object.freeze({
   zones: [1, 2, 3, 4],
   exposure: 10_000n,
 });
+
+/**
+ * The warm-up method of flat structs (scalars, bytes, strings, optionals:
+ * the usual per-frame parameters, which take the flat codec,
+ * `_ipa_flat_codec.ts`); {@linkcode WARMUP_METHOD} takes the general one.
+ * Warming only one of them leaves V8 no type feedback for the other, and
+ * the first frames then throw the optimised code away.
+ */
+export const WARMUP_FLAT_METHOD: IpaMethodSpec = Object.freeze({
+  sync: true,
+  params: T.struct({
+    frame: T.u32,
+    stats: T.bytes,
+    gain: T.f64,
+    on: T.bool,
+    name: T.string,
+    exposure: T.optional(T.i64),
+  }),
+  result: T.struct({
+    frame: T.u32,
+    stats: T.bytes,
+    gain: T.f64,
+    on: T.bool,
+    name: T.string,
+    exposure: T.optional(T.i64),
+  }),
+});
+
+/** A value of WARMUP_FLAT_METHOD's params. */
+export const WARMUP_FLAT_VALUE: Readonly<Record<string, unknown>> = Object
+  .freeze({
+    frame: 1,
+    stats: new Uint8Array(64),
+    gain: 1.5,
+    on: true,
+    name: "warm-up",
+    exposure: 10_000n,
+  });
 
 /**
  * Sync round trips an IPA proxy makes at start by default: V8 optimises

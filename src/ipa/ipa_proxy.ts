@@ -45,11 +45,14 @@ import type { ProcessExit, ProcessIsolation } from "../process/process.ts";
 import {
   CMD_INIT,
   CMD_WARMUP,
+  CMD_WARMUP_FLAT,
   DEFAULT_WARMUP_CALLS,
   ERROR_PIPELINE_MISMATCH,
   type InitReply,
   type InitRequest,
   json,
+  WARMUP_FLAT_METHOD,
+  WARMUP_FLAT_VALUE,
   WARMUP_METHOD,
   WARMUP_VALUE,
 } from "./_ipa_protocol.ts";
@@ -116,6 +119,12 @@ export interface IpaProxyOptions {
    */
   lock?: string | false;
 }
+
+/**
+ * One warm-up call in this many passes no options, as a method call does
+ * (the rest use a warm-up deadline of their own).
+ */
+const WARMUP_FRAME_EVERY = 8;
 
 /** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
 const TRACE_KEY_PROXY = -1;
@@ -487,10 +496,35 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   protected warmUp(calls: number = DEFAULT_WARMUP_CALLS): void {
     if (calls <= 0) return;
     // Not a frame: a warm-up call under load may outlast a frame deadline.
-    const call = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD, {
-      timeout: DEFAULT_CALL_TIMEOUT,
-    });
-    for (let i = 0; i < calls; i++) call(WARMUP_VALUE);
+    const options = { timeout: DEFAULT_CALL_TIMEOUT };
+    // Both codecs (flat structs, the general walker), and now and then
+    // with the options a method call passes (none), so that V8 has type
+    // feedback for every branch a frame takes: a branch without any is
+    // compiled as a deoptimisation, which the first frames would hit.
+    const general = this.#method("warm-up", CMD_WARMUP, WARMUP_METHOD, options);
+    const flat = this.#method(
+      "warm-up",
+      CMD_WARMUP_FLAT,
+      WARMUP_FLAT_METHOD,
+      options,
+    );
+    const asFrame = this.#method(
+      "warm-up",
+      CMD_WARMUP_FLAT,
+      WARMUP_FLAT_METHOD,
+    );
+    for (let i = 0; i < calls; i++) {
+      if (i % WARMUP_FRAME_EVERY === WARMUP_FRAME_EVERY - 1) {
+        try {
+          asFrame(WARMUP_FLAT_VALUE);
+        } catch (e) {
+          // Under the proxy's own deadline, which may be a frame's: a late
+          // reply is dropped by the pipe, and warming goes on.
+          if (!(e instanceof IpcTimeoutError)) throw e;
+        }
+      } else if (i % 2 === 0) flat(WARMUP_FLAT_VALUE);
+      else general(WARMUP_VALUE);
+    }
   }
 
   /** {@linkcode IpaProxy.warmUp}, closing everything if it fails. */

@@ -1047,7 +1047,10 @@ export function decodeIpa(
         `Cannot decode ${path}: data is ${describe(data)}, not a Uint8Array`,
       );
     }
-    if (!Array.isArray(fds) || !fds.every((fd) => fd instanceof OwnedFd)) {
+    if (
+      !Array.isArray(fds) ||
+      (fds.length !== 0 && !fds.every((fd) => fd instanceof OwnedFd))
+    ) {
       throw new TypeError(
         `Cannot decode ${path}: fds must be an array of OwnedFd`,
       );

@@ -17,7 +17,9 @@ import { E } from "../../ffi/errno.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
 import { MSG, MsgBuffers } from "../../ffi/socket.ts";
 import {
+  addressHalves,
   addressOf,
+  receivedControl,
   SYNC_STEP,
   SyncBlock,
   syncCallStub,
@@ -134,6 +136,12 @@ export const FAST = Object.freeze({
   RETAKE: 3,
   /** The reply is in {@linkcode FastPath.reply}; the lock is still held. */
   HELD: 4,
+  /**
+   * A reply of bytes only ({@linkcode FastPath.replyCmd},
+   * {@linkcode FastPath.replyData}, {@linkcode FastPath.replySeq}); the
+   * socket was given back.
+   */
+  PLAIN: 5,
 });
 
 /** One thread's buffers of the one-crossing path. */
@@ -143,12 +151,21 @@ export interface FastPath {
   readonly rx: MsgBuffers;
   readonly rxView: DataView;
   readonly txHdr: bigint;
+  /** {@linkcode FastPath.txHdr} as u32 halves (no BigInt per call). */
+  readonly txHdrLo: number;
+  readonly txHdrHi: number;
+  /** Frame length the send header is set up for (-1: set it up again). */
+  txLength: number;
   readonly rxHdr: bigint;
   readonly block: SyncBlock;
   /** Non-blocking reads per µs of spinning (measured once). */
   readonly readsPerUs: number;
   /** The reply of the last call that ended {@linkcode FAST}.DONE. */
   reply: ReceivedMessage | null;
+  /** The reply of the last call that ended {@linkcode FAST}.PLAIN. */
+  replyData: Uint8Array | null;
+  replyCmd: number;
+  replySeq: number;
   /** Whose socket the block is set up for (a FastCall, or a worker). */
   owner: object | null;
 }
@@ -163,16 +180,24 @@ export function fastSyncPath(): FastPath | null {
   const tx = new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
   const rx = shared.rx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, MAX_FDS);
   const block = new SyncBlock(fn);
+  const txHdr = addressOf(tx.msghdr);
+  const [txHdrLo, txHdrHi] = addressHalves(txHdr);
   fastPath = {
     tx,
     txView: new DataView(tx.data.buffer),
     rx,
     rxView: new DataView(rx.data.buffer),
-    txHdr: addressOf(tx.msghdr),
+    txHdr,
+    txHdrLo,
+    txHdrHi,
+    txLength: -1,
     rxHdr: addressOf(rx.msghdr),
     block,
     readsPerUs: calibrateSpin(block),
     reply: null,
+    replyData: null,
+    replyCmd: 0,
+    replySeq: 0,
     owner: null,
   };
   return fastPath;
@@ -215,7 +240,13 @@ export function callFast(f: FastPath, c: FastCall): number {
   f.txView.setUint32(HEADER_SIZE, c.cmd, true);
   f.txView.setUint32(HEADER_SIZE + 4, c.cookie, true);
   tx.data.set(c.data, HEADER_SIZE + MSG_HEADER);
-  tx.prepareSend(HEADER_SIZE + size, c.fds);
+  const length = HEADER_SIZE + size;
+  // The header stays set up while calls of one length without descriptors
+  // follow each other (sendmsg(2) does not change it): no BigInt per call.
+  if (length !== f.txLength || c.fds.length !== 0) {
+    tx.prepareSend(length, c.fds);
+    f.txLength = c.fds.length === 0 ? length : -1;
+  }
   rx.prepareRecv(); // the kernel shrank msg_controllen on the last read
   if (f.owner !== c) {
     f.owner = c;
@@ -224,7 +255,7 @@ export function callFast(f: FastPath, c: FastCall): number {
     block.recv(f.rxHdr);
   }
   block.epoll(c.epfd); // -1 while flow control keeps the socket out
-  block.send(f.txHdr);
+  block.sendHalves(f.txHdrLo, f.txHdrHi);
   let spinUs = c.spin.next();
   if (TRACE_ON) trace("call.send", c.cookie);
   for (;;) {
@@ -237,7 +268,7 @@ export function callFast(f: FastPath, c: FastCall): number {
     );
     const n = rx.finishRecv(block.call());
     if (block.sent < 0) return FAST.UNSENT;
-    block.send(0n);
+    block.sendHalves(0, 0);
     const step = block.step;
     if (spinUs > 0) {
       c.spin.record(spinUs, step === SYNC_STEP.SPIN);
@@ -255,21 +286,13 @@ export function callFast(f: FastPath, c: FastCall): number {
       return FAST.SLOW;
     }
     if (block.released && isPlainFrame(rx, n)) {
-      // The usual reply: bytes only, read in place (one copy).
-      f.reply = {
-        type: "msg",
-        id: c.id,
-        gen: OWNER_GEN,
-        seq: block.seq,
-        cmd: f.rxView.getUint32(HEADER_SIZE, true),
-        cookie: c.cookie,
-        buffer: (rx.data.buffer as ArrayBuffer).slice(
-          HEADER_SIZE + MSG_HEADER,
-          n,
-        ),
-        fds: [],
-      };
-      return FAST.DONE;
+      // The usual reply: bytes only, read in place (one copy, into a
+      // typed array that V8 keeps on its heap when small: no allocation
+      // outside it, no object per reply but the bytes).
+      f.replyCmd = f.rxView.getUint32(HEADER_SIZE, true);
+      f.replySeq = block.seq;
+      f.replyData = rx.data.slice(HEADER_SIZE + MSG_HEADER, n);
+      return FAST.PLAIN;
     }
     const item = decodeItem(
       rx,
@@ -294,11 +317,11 @@ export function callFast(f: FastPath, c: FastCall): number {
  * through decodeItem(), which checks and reports every way a frame can be
  * wrong).
  */
-function isPlainFrame(rx: MsgBuffers, n: number): boolean {
+export function isPlainFrame(rx: MsgBuffers, n: number): boolean {
   const b = rx.data;
   const size = (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
   return n >= HEADER_SIZE + MSG_HEADER && size === n - HEADER_SIZE &&
     b[4] === 0 && b[5] === 0 && b[6] === 0 && b[7] === FRAME_VERSION &&
     (rx.msgFlags & (MSG.MSG_TRUNC | MSG.MSG_CTRUNC)) === 0 &&
-    rx.receivedFds().length === 0;
+    !receivedControl(rx.msghdr);
 }

@@ -85,12 +85,14 @@ export class IpcMessage implements Disposable {
    * sent with plain numbers).
    */
   get ownedFds(): OwnedFd[] {
+    if (this.fds.length === 0) return []; // the usual reply: no filter run
     return this.fds.filter((fd): fd is OwnedFd => fd instanceof OwnedFd);
   }
 
   /** Closes the owned descriptors not yet released. */
   [Symbol.dispose](): void {
-    for (const fd of this.ownedFds) fd.close();
+    // No filtered copy: a reply is disposed once per call.
+    for (const fd of this.fds) if (fd instanceof OwnedFd) fd.close();
   }
 }
 

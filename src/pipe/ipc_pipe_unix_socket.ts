@@ -151,6 +151,8 @@ type Received = ReceivedMessage | ReceivedError;
 
 const EMPTY = new Uint8Array(0);
 const NO_FDS: readonly number[] = Object.freeze([]);
+/** The descriptors of a reply that has none (shared, frozen). */
+const NO_REPLY_FDS: readonly OwnedFd[] = Object.freeze([]);
 const INT32_BYTES = 4;
 /** The block's epfd for "leave the epoll set alone". */
 const NO_EPOLL = -1;
@@ -446,13 +448,21 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     let peerExited = false;
     try {
       let r = callFast(fast, call);
+      if (r === FAST.PLAIN) {
+        held = false;
+        peerExited = receiver.gaveBack(this.#id);
+        const data = fast.replyData!;
+        fast.replyData = null;
+        this.#delivery.gap(fast.replySeq);
+        return this.#toReply(fast.replyCmd, data, NO_REPLY_FDS, cookie, cmd);
+      }
       if (r === FAST.DONE) {
         held = false;
         peerExited = receiver.gaveBack(this.#id);
         const reply = fast.reply!;
         fast.reply = null;
         this.#delivery.gap(reply.seq);
-        return this.#toReply(reply, cmd);
+        return this.#toReplyItem(reply, cmd);
       }
       if (r === FAST.RETAKE) {
         receiver.take(this.#id);
@@ -480,7 +490,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       }
       if (reply !== null) {
         this.#delivery.gap(reply.seq);
-        return this.#toReply(reply, cmd);
+        return this.#toReplyItem(reply, cmd);
       }
       peerExited = true;
     } catch (e) {
@@ -539,7 +549,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       );
       if (reply !== null) {
         this.#delivery.gap(reply.seq);
-        return this.#toReply(reply, cmd);
+        return this.#toReplyItem(reply, cmd);
       }
       peerExited = true;
     } catch (e) {
@@ -646,15 +656,30 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   }
 
   /** The reply to a call of `cmd`, or the worker's error as a throw. */
-  #toReply(m: ReceivedMessage, cmd: number): IpcMessage {
-    const fds = m.fds.map((fd) => new OwnedFd(fd));
-    const data = new Uint8Array(m.buffer);
-    if (m.cmd === IPC_ERROR_CMD) {
+  #toReplyItem(m: ReceivedMessage, cmd: number): IpcMessage {
+    const fds = m.fds.length === 0
+      ? NO_REPLY_FDS
+      : m.fds.map((fd) => new OwnedFd(fd));
+    return this.#toReply(m.cmd, new Uint8Array(m.buffer), fds, m.cookie, cmd);
+  }
+
+  /**
+   * The reply `replyCmd` with `data` and `fds` to call `cookie` of `cmd`,
+   * or the worker's error as a throw.
+   */
+  #toReply(
+    replyCmd: number,
+    data: Uint8Array,
+    fds: readonly OwnedFd[],
+    cookie: number,
+    cmd: number,
+  ): IpcMessage {
+    if (replyCmd === IPC_ERROR_CMD) {
       for (const fd of fds) fd.close();
       const { code, text } = decodeErrorReply(data);
       throw new IpcRemoteError(cmd, code, text);
     }
-    return new IpcMessage({ cmd: m.cmd, data, fds }, m.cookie);
+    return new IpcMessage({ cmd: replyCmd, data, fds }, cookie);
   }
 
   #deliver(item: Received): void {
@@ -713,7 +738,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       return;
     }
     try {
-      call.resolve(this.#toReply(item, call.cmd));
+      call.resolve(this.#toReplyItem(item, call.cmd));
     } catch (e) {
       call.reject(e as Error);
     }

@@ -19,7 +19,7 @@ import {
 } from "../ipc/ipc_unix_socket.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
 import { E, SyscallError } from "../../ffi/errno.ts";
-import { addressOf, SYNC_STEP } from "../../ffi/sync_call.ts";
+import { addressHalves, addressOf, SYNC_STEP } from "../../ffi/sync_call.ts";
 import { MsgBuffers } from "../../ffi/socket.ts";
 import { POLL, PollFds } from "../../ffi/poll.ts";
 import {
@@ -30,7 +30,12 @@ import {
   writeHeader,
 } from "../ipc/_frame.ts";
 import { MSG_HEADER } from "./_receiver_shared.ts";
-import { FAST_DATA_MAX, type FastPath, fastSyncPath } from "./_sync_reader.ts";
+import {
+  FAST_DATA_MAX,
+  type FastPath,
+  fastSyncPath,
+  isPlainFrame,
+} from "./_sync_reader.ts";
 import { AdaptiveSpin } from "./_adaptive_spin.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
 
@@ -66,13 +71,8 @@ const KEEP_ALIVE_MS = 0x7fffffff;
 const MAX_MESSAGE_SIZE = 1 << 30;
 
 const NO_FDS: readonly number[] = Object.freeze([]);
-
-/** A reply written into the one-crossing send buffer, not sent yet. */
-interface HeldReply {
-  cmd: number;
-  cookie: number;
-  data: Uint8Array;
-}
+/** The descriptors of a message that has none (shared, frozen). */
+const NO_OWNED_FDS: readonly OwnedFd[] = Object.freeze([]);
 
 /**
  * Answers a call: returns (or resolves to) the reply. A throw becomes an
@@ -127,10 +127,18 @@ export class IpcPipeWorker implements Disposable {
   // without descriptors is written into its send buffer and sent by the
   // next wait's crossing ("reply, then wait").
   #fast: FastPath | null = null;
-  #held: HeldReply | null = null;
+  // The held reply (fields, not an object per reply).
+  #held = false;
+  #heldCmd = 0;
+  #heldCookie = 0;
+  #heldData: Uint8Array = new Uint8Array(0);
   #tx: MsgBuffers | undefined;
   #txView: DataView | undefined;
-  #txHdr = 0n;
+  // The send header's address as u32 halves, and the frame length it is
+  // set up for (-1: none): no BigInt per reply.
+  #txHdrLo = 0;
+  #txHdrHi = 0;
+  #txLength = -1;
 
   /**
    * Adopts a socket end.
@@ -345,18 +353,19 @@ export class IpcPipeWorker implements Disposable {
       block.receiver(-1, 0, 0, 0n, 0n);
       block.recv(fast.rxHdr);
     }
-    block.send(this.#held === null ? 0n : this.#txHdr);
+    const held = this.#held;
+    if (held) block.sendHalves(this.#txHdrLo, this.#txHdrHi);
+    else block.sendHalves(0, 0);
     const spinUs = spin.next();
     block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
-    const held = this.#held;
     const n = rx.finishRecv(block.call());
-    if (held !== null) {
-      this.#held = null;
+    if (held) {
+      this.#held = false;
       if (block.sent < 0) {
         // Not sent (the parent's socket is full: its receive window is,
         // say), so nothing was read either: the ordinary send decides,
         // then the loop waits again.
-        this.#sendNow(held.cmd, held.cookie, held.data, []);
+        this.#sendNow(this.#heldCmd, this.#heldCookie, this.#heldData, []);
         return -1;
       }
     }
@@ -378,7 +387,21 @@ export class IpcPipeWorker implements Disposable {
     n: number,
     handlers: IpcPipeWorkerHandlers,
   ): void | Promise<void> {
-    const frame = decodeFrame(fast.rx, n, MAX_MESSAGE_SIZE);
+    const rx = fast.rx;
+    if (isPlainFrame(rx, n)) {
+      // The usual message: bytes only, read in place (one copy, no frame
+      // or view object).
+      const cookie = fast.rxView.getUint32(HEADER_SIZE + 4, true);
+      if (TRACE_ON) trace("worker.received", cookie);
+      return this.#handle(
+        fast.rxView.getUint32(HEADER_SIZE, true),
+        cookie,
+        rx.data.slice(HEADER_SIZE + MSG_HEADER, n),
+        NO_OWNED_FDS,
+        handlers,
+      );
+    }
+    const frame = decodeFrame(rx, n, MAX_MESSAGE_SIZE);
     if (TRACE_ON && frame.data.length >= MSG_HEADER) {
       const v = new DataView(frame.data.buffer, frame.data.byteOffset);
       trace("worker.received", v.getUint32(4, true));
@@ -392,10 +415,9 @@ export class IpcPipeWorker implements Disposable {
 
   /** Sends a reply held for the next crossing now (before an event). */
   #flushHeld(): void {
-    const held = this.#held;
-    if (held === null) return;
-    this.#held = null;
-    this.#sendNow(held.cmd, held.cookie, held.data, []);
+    if (!this.#held) return;
+    this.#held = false;
+    this.#sendNow(this.#heldCmd, this.#heldCookie, this.#heldData, []);
   }
 
   #dispatch(
@@ -408,9 +430,24 @@ export class IpcPipeWorker implements Disposable {
       return;
     }
     const v = new DataView(data.buffer, data.byteOffset);
-    const cmd = v.getUint32(0, true);
-    const cookie = v.getUint32(4, true);
-    const msg = new IpcMessage({ cmd, data: data.subarray(8), fds }, cookie);
+    return this.#handle(
+      v.getUint32(0, true),
+      v.getUint32(4, true),
+      data.subarray(MSG_HEADER),
+      fds,
+      handlers,
+    );
+  }
+
+  /** Runs the handler of message `cmd`, `cookie`; replies to a call. */
+  #handle(
+    cmd: number,
+    cookie: number,
+    data: Uint8Array,
+    fds: readonly FdLike[],
+    handlers: IpcPipeWorkerHandlers,
+  ): void | Promise<void> {
+    const msg = new IpcMessage({ cmd, data, fds }, cookie);
     let r;
     try {
       r = cookie === 0 ? handlers.onMessage?.(msg) : handlers.onCall?.(msg);
@@ -457,22 +494,33 @@ export class IpcPipeWorker implements Disposable {
   ) {
     const fast = this.#fast;
     if (
-      fast !== null && fds.length === 0 && this.#held === null &&
+      fast !== null && fds.length === 0 && !this.#held &&
       data.length <= FAST_DATA_MAX
     ) {
       // Written in place; the next wait's crossing sends it.
       const size = MSG_HEADER + data.length;
       // A buffer of its own: a sendSync() of this thread (to a pipe of its
       // own) may run between this and the crossing that sends the reply.
-      const tx = this.#tx ??= new MsgBuffers(HEADER_SIZE + INLINE_MAX, 1);
-      this.#txHdr ||= addressOf(tx.msghdr);
+      let tx = this.#tx;
+      if (tx === undefined) {
+        tx = this.#tx = new MsgBuffers(HEADER_SIZE + INLINE_MAX, 1);
+        [this.#txHdrLo, this.#txHdrHi] = addressHalves(addressOf(tx.msghdr));
+      }
       writeHeader(tx.data, size, 0, 0);
       const view = this.#txView ??= new DataView(tx.data.buffer);
       view.setUint32(HEADER_SIZE, cmd, true);
       view.setUint32(HEADER_SIZE + 4, cookie, true);
       tx.data.set(data, HEADER_SIZE + MSG_HEADER);
-      tx.prepareSend(HEADER_SIZE + size, NO_FDS);
-      this.#held = { cmd, cookie, data };
+      // sendmsg(2) leaves the header as it is: set up again only for
+      // another length.
+      if (this.#txLength !== HEADER_SIZE + size) {
+        tx.prepareSend(HEADER_SIZE + size, NO_FDS);
+        this.#txLength = HEADER_SIZE + size;
+      }
+      this.#held = true;
+      this.#heldCmd = cmd;
+      this.#heldCookie = cookie;
+      this.#heldData = data;
       if (TRACE_ON) trace("worker.reply", cookie);
       return;
     }

@@ -1,6 +1,8 @@
 import { assert, assertEquals } from "@std/assert";
 import {
+  addressHalves,
   addressOf,
+  receivedControl,
   SYNC_CALL_X86_64_CODE,
   SYNC_STEP,
   SyncBlock,
@@ -120,3 +122,75 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "`SyncBlock.sendHalves()` sends from the header whose address addressHalves() split",
+  ignore: !X86,
+  fn() {
+    const fn = syncCallStub();
+    if (fn === null) throw new Error("no stub on x86_64");
+    const [a, b] = pair();
+    try {
+      const tx = new MsgBuffers(64, 1);
+      tx.data.set([9, 8, 7, 6]);
+      tx.prepareSend(4, []);
+      const peer = new MsgBuffers(64, 1);
+      peer.data.set(record(3));
+      assertEquals(peer.sendmsg(b, 16, [], 0), 16); // the reply, queued
+      const rx = new MsgBuffers(64, 1);
+      rx.prepareRecv();
+      const block = new SyncBlock(fn);
+      block.socket(a, -1);
+      block.receiver(-1, 0, 0, 0n, 0n);
+      block.recv(addressOf(rx.msghdr));
+      const [lo, hi] = addressHalves(addressOf(tx.msghdr));
+      block.sendHalves(lo, hi);
+      block.wait(3, 0, 1000);
+      assertEquals(rx.finishRecv(block.call()), 16);
+      assertEquals(block.sent, 4);
+      assertEquals(peer.recvmsg(b, 0x40), 4);
+      assertEquals([...peer.data.subarray(0, 4)], [9, 8, 7, 6]);
+      // (0, 0): the next call only waits.
+      block.sendHalves(0, 0);
+      block.wait(-1, 0, 0);
+      rx.prepareRecv();
+      assertEquals(rx.finishRecv(block.call()), -EAGAIN);
+      assertEquals(block.sent, 0);
+      assertEquals(peer.recvmsg(b, 0x40), -EAGAIN);
+    } finally {
+      close(a);
+      close(b);
+    }
+  },
+});
+
+Deno.test("`addressHalves()` splits an address into int32 halves", () => {
+  assertEquals(addressHalves(0n), [0, 0]);
+  assertEquals(addressHalves(0x7f12_8000_0001n), [-0x7fff_ffff, 0x7f12]);
+  const [lo, hi] = addressHalves(0xffff_ffff_ffffn);
+  assertEquals([lo, hi], [-1, 0xffff]);
+});
+
+Deno.test(
+  "`receivedControl()` tells a record that brought a descriptor from one that did not",
+  () => {
+    const [a, b] = pair();
+    try {
+      const tx = new MsgBuffers(16, 1);
+      const rx = new MsgBuffers(16, 1);
+      assertEquals(tx.sendmsg(b, 1, [], 0), 1);
+      assertEquals(rx.recvmsg(a, 0x40), 1);
+      assertEquals(receivedControl(rx.msghdr), false);
+      assertEquals(tx.sendmsg(b, 1, [b], 0), 1);
+      assertEquals(rx.recvmsg(a, 0x40 | 0x40000000), 1);
+      assertEquals(receivedControl(rx.msghdr), true);
+      const got = rx.receivedFds();
+      assertEquals(got.length, 1);
+      for (const fd of got) close(fd);
+    } finally {
+      close(a);
+      close(b);
+    }
+  },
+);
