@@ -6,20 +6,11 @@
 //
 //   deno run --allow-ffi --allow-read --allow-env bench/ipa_start.ts [PAIRS]
 import { CameraIpa, IpaProxyIsolated, type ProcessIsolation } from "../mod.ts";
+import { NAMESPACES_ONLY } from "./_isolation_cases.ts";
 
 const MODULE = new URL("../examples/ipa/vendor_ae_awb.ts", import.meta.url)
   .pathname;
-const BEFORE_JAIL: ProcessIsolation = {
-  mountNamespace: false,
-  identity: false,
-  ipcNamespace: false,
-  utsNamespace: false,
-  cgroupNamespace: false,
-  newSession: false,
-  limits: false,
-  seccomp: false,
-  landlock: true,
-};
+const BEFORE_JAIL: ProcessIsolation = { ...NAMESPACES_ONLY, landlock: true };
 const PAIRS = Number(Deno.args[0] ?? 20);
 const TIMEOUT_MS = 20_000;
 const times = { jail: [] as number[], before: [] as number[] };

@@ -8,26 +8,13 @@
 //   deno bench --allow-ffi --allow-read --allow-env --allow-run bench/process_bench.ts
 import { CameraIpa, IpaProxyIsolated, Process } from "../mod.ts";
 import { BWRAP, bwrapStrictArgs } from "../tests/_bwrap.ts";
+import { NAMESPACES_ONLY } from "./_isolation_cases.ts";
 
 const canRun = async (command: string) =>
   (await Deno.permissions.query({ name: "run", command })).state ===
     "granted";
 const hasBwrap = await canRun(BWRAP) &&
   (await Deno.lstat(BWRAP).then(() => true, () => false));
-
-// Namespaces, no_new_privs and a parent-death signal: the jail before the
-// minimal root, identity, seccomp and limits were added.
-const NAMESPACES_ONLY = {
-  mountNamespace: false,
-  identity: false,
-  ipcNamespace: false,
-  utsNamespace: false,
-  cgroupNamespace: false,
-  newSession: false,
-  limits: false,
-  seccomp: false,
-  landlock: false,
-} as const;
 
 Deno.bench({
   name: "Process /bin/true (clone3)",

@@ -17,28 +17,32 @@ export const CMD_INIT = 0x7fff0000;
 export const CMD_WARMUP = 0x7fff0001;
 export const CMD_WARMUP_FLAT = 0x7fff0002;
 
+// A frame's usual parameter kinds; the general warm-up adds an array.
+const FLAT_FIELDS = {
+  frame: T.u32,
+  stats: T.bytes,
+  gain: T.f64,
+  on: T.bool,
+  name: T.string,
+  exposure: T.optional(T.i64),
+};
+
+/** An echo method: the struct of `fields` in and out. */
+function echoMethod(fields: Parameters<typeof T.struct>[0]): IpaMethodSpec {
+  return Object.freeze({
+    sync: true,
+    params: T.struct(fields),
+    result: T.struct(fields),
+  });
+}
+
 /** The method the warm-up calls: the kinds a frame's call usually has. */
-export const WARMUP_METHOD: IpaMethodSpec = Object.freeze({
-  sync: true,
-  params: T.struct({
-    frame: T.u32,
-    stats: T.bytes,
-    gain: T.f64,
-    on: T.bool,
-    name: T.string,
+export const WARMUP_METHOD: IpaMethodSpec = echoMethod(
+  {
+    ...FLAT_FIELDS,
     zones: T.array(T.u16),
-    exposure: T.optional(T.i64),
-  }),
-  result: T.struct({
-    frame: T.u32,
-    stats: T.bytes,
-    gain: T.f64,
-    on: T.bool,
-    name: T.string,
-    zones: T.array(T.u16),
-    exposure: T.optional(T.i64),
-  }),
-});
+  } as typeof FLAT_FIELDS,
+);
 
 /** A value of WARMUP_METHOD's params. */
 export const WARMUP_VALUE: Readonly<Record<string, unknown>> = Object.freeze({
@@ -58,25 +62,7 @@ export const WARMUP_VALUE: Readonly<Record<string, unknown>> = Object.freeze({
  * Warming only one of them leaves V8 no type feedback for the other, and
  * the first frames then throw the optimised code away.
  */
-export const WARMUP_FLAT_METHOD: IpaMethodSpec = Object.freeze({
-  sync: true,
-  params: T.struct({
-    frame: T.u32,
-    stats: T.bytes,
-    gain: T.f64,
-    on: T.bool,
-    name: T.string,
-    exposure: T.optional(T.i64),
-  }),
-  result: T.struct({
-    frame: T.u32,
-    stats: T.bytes,
-    gain: T.f64,
-    on: T.bool,
-    name: T.string,
-    exposure: T.optional(T.i64),
-  }),
-});
+export const WARMUP_FLAT_METHOD: IpaMethodSpec = echoMethod(FLAT_FIELDS);
 
 /** A value of WARMUP_FLAT_METHOD's params. */
 export const WARMUP_FLAT_VALUE: Readonly<Record<string, unknown>> = Object
