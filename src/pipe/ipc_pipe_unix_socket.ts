@@ -461,8 +461,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
         peerExited = receiver.gaveBack(this.#id);
         const reply = fast.reply!;
         fast.reply = null;
-        this.#delivery.gap(reply.seq);
-        return this.#toReplyItem(reply, cmd);
+        return this.#syncReply(reply, cmd);
       }
       if (r === FAST.RETAKE) {
         receiver.take(this.#id);
@@ -488,21 +487,37 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
           this.#syncRead(cookie, call.deadline, timeout, action),
         );
       }
-      if (reply !== null) {
-        this.#delivery.gap(reply.seq);
-        return this.#toReplyItem(reply, cmd);
-      }
+      if (reply !== null) return this.#syncReply(reply, cmd);
       peerExited = true;
     } catch (e) {
       // The send met the hang-up before the exit was reaped: wait below.
       if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
     } finally {
-      if (held) peerExited = receiver.give(this.#id) || peerExited;
-      // What was read meanwhile is delivered from the event loop, never
-      // inside this call.
-      if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
+      peerExited = this.#endSyncRead(held, peerExited);
     }
-    const action = `Cannot call ${cmd}`;
+    this.#throwGone(`Cannot call ${cmd}`);
+  }
+
+  /** A reply read by a sync call: its sequence number taken, as a message. */
+  #syncReply(reply: ReceivedMessage, cmd: number): IpcMessage {
+    this.#delivery.gap(reply.seq);
+    return this.#toReplyItem(reply, cmd);
+  }
+
+  /**
+   * The end of a sync call that read on this thread: the socket back to
+   * the receiver (if still held), and what was read meanwhile delivered
+   * from the event loop, never inside the call. Returns whether the peer
+   * has exited.
+   */
+  #endSyncRead(held: boolean, peerExited: boolean): boolean {
+    if (held) peerExited = this.#receiver.give(this.#id) || peerExited;
+    if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
+    return peerExited;
+  }
+
+  /** A sync call found the peer gone: the pipe is marked so, and it throws. */
+  #throwGone(action: string): never {
     const error = this.#life.goneSync(action);
     this.#markGone();
     throw error;
@@ -547,23 +562,15 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       const reply = readReply(
         this.#syncRead(cookie, deadline, timeout, action),
       );
-      if (reply !== null) {
-        this.#delivery.gap(reply.seq);
-        return this.#toReplyItem(reply, cmd);
-      }
+      if (reply !== null) return this.#syncReply(reply, cmd);
       peerExited = true;
     } catch (e) {
       // The send met the hang-up before the exit was reaped: wait below.
       if (!(e instanceof IpcPeerGoneError) || e.exit !== null) throw e;
     } finally {
-      peerExited = receiver.give(this.#id) || peerExited;
-      // What was read meanwhile is delivered from the event loop, never
-      // inside this call.
-      if (this.#delivery.ready) setTimeout(() => this.#delivery.flush(), 0);
+      peerExited = this.#endSyncRead(true, peerExited);
     }
-    const error = this.#life.goneSync(action);
-    this.#markGone();
-    throw error;
+    this.#throwGone(action);
   }
 
   /**
