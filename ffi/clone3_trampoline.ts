@@ -344,19 +344,6 @@ export class ChildOps {
   }
 
   /**
-   * rt_sigprocmask(SIG_SETMASK, every signal): only SIGKILL and SIGSTOP
-   * can still reach the task (a later `resetSignals` unblocks them).
-   */
-  blockSignals(): this {
-    return this.add("rt_sigprocmask", SYS_X86_64.rt_sigprocmask, [
-      SIG_SETMASK,
-      addr(FULL_SIGSET),
-      0,
-      SIGSET_BYTES,
-    ]);
-  }
-
-  /**
    * prctl(PR_SET_PDEATHSIG, sig), then getppid() must still be `ppid`
    * (else the parent died first and the signal will never come).
    */

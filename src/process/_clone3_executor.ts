@@ -165,9 +165,9 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
       shared && r.kind === "child-failed" && r.step === "clone3" &&
       r.errno === E.ECHILD && killedFirstStages++ < FIRST_STAGE_RETRIES
     ) {
-      // A signal to the process group ended the first stage before it
-      // blocked signals (it starts with default handlers): nothing failed,
-      // so try again instead of giving up sharing for good.
+      // A signal it could not block (SIGKILL) ended the first stage before
+      // its clone: nothing failed, so try again instead of giving up
+      // sharing for good.
       reapNow(r.pidfd);
       continue;
     }
@@ -290,10 +290,10 @@ function spawnOnce(
     : null;
   let stage: ReturnType<ChildOps["cloneStage"]> | undefined;
   if (net !== null) {
-    // A signal that ended the first task before the second had exec'd
-    // would let the parent resume while the second still runs in its
-    // memory: the first blocks all it can (the second resets its mask).
-    ops.blockSignals();
+    // The first task starts with every signal blocked (clone3Spawn masks
+    // this thread's around the clone; the second resets its mask): one
+    // that ended it before the second had exec'd would let the parent
+    // resume while the second still runs in its memory.
     ops.setns(net.user, CLONE.CLONE_NEWUSER).setns(net.net, CLONE.CLONE_NEWNET);
     stage = ops.cloneStage(flags & ~CLONE.CLONE_NEWNET);
     flags = CLONE.CLONE_CLEAR_SIGHAND;

@@ -106,10 +106,10 @@ function create(id: number, borrow: boolean): SharedNetwork | null {
     return null;
   }
   const map = `${id} ${id} 1\n`;
+  // The helper starts with every signal blocked (clone3Spawn masks this
+  // thread's around a CLONE_FILES clone); one that ends it anyway (SIGKILL)
+  // is retried below.
   const ops = new ChildOps()
-    // Signals to the process group (the helper is in it) must not end it
-    // half-way; one that arrives before this first op is retried below.
-    .blockSignals()
     .dumpable()
     .writeFile("/proc/self/setgroups", "deny")
     .writeFile("/proc/self/uid_map", map)
