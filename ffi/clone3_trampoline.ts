@@ -979,8 +979,11 @@ function setThreadMask(set: BigUint64Array, old: BigUint64Array | null): void {
   );
 }
 
-/** Waits for an exited child through its pidfd, then closes the pidfd. */
-function reapExited(pidfd: number): void {
+/**
+ * Reaps a child known to have exited (or about to) through its pidfd, then
+ * closes the pidfd.
+ */
+export function reapExited(pidfd: number): void {
   while (waitidPidfd(pidfd, W.WEXITED | W.__WALL) === -E.EINTR);
   close(pidfd);
 }

@@ -14,6 +14,7 @@ import {
   type Clone3Result,
   clone3Spawn,
   ignoredSignals,
+  reapExited,
 } from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString } from "../../ffi/spawn.ts";
 import { F, fcntl } from "../../ffi/unistd.ts";
@@ -42,7 +43,6 @@ import { cgroupLimitsUnavailable } from "./_cgroup.ts";
 import { ProcessIsolationError, ProcessSpawnError } from "./errors.ts";
 import { userNamespaceCauses } from "./_userns_diagnosis.ts";
 import { maxTarget, type SpawnPlan, type SpawnStarted } from "./_spawn_plan.ts";
-import { reapNow } from "./_reap.ts";
 import {
   abandonSharedNetwork,
   SCOPED_LANDLOCK_ABI,
@@ -168,7 +168,7 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
       // A signal it could not block (SIGKILL) ended the first stage before
       // its clone: nothing failed, so try again instead of giving up
       // sharing for good.
-      reapNow(r.pidfd);
+      reapExited(r.pidfd);
       continue;
     }
     if (
@@ -177,12 +177,12 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
     ) {
       // The first stage failed: no sharing from now on, and this child
       // gets its own network namespace (a refusal is then found below).
-      reapNow(r.pidfd);
+      reapExited(r.pidfd);
       abandonSharedNetwork(id);
       continue;
     }
     if (r.kind === "child-failed") {
-      reapNow(r.pidfd);
+      reapExited(r.pidfd);
       throw new ProcessSpawnError(r.errno, r.step, job.program);
     }
     const wanted = NAMESPACE_LAYERS.filter((l) => layers[l]);
@@ -399,7 +399,7 @@ function procMountable(): boolean {
     envp: null,
   });
   if (r.kind === "clone-failed") return true; // the spawn itself says why
-  reapNow(r.pidfd);
+  reapExited(r.pidfd);
   procOk = r.kind === "ok" || r.errno !== E.EPERM;
   return procOk;
 }
@@ -417,6 +417,6 @@ function probeNamespace(flags: bigint): number {
     envp: null,
   });
   if (r.kind === "clone-failed") return r.errno;
-  reapNow(r.pidfd);
+  reapExited(r.pidfd);
   return 0;
 }

@@ -158,7 +158,7 @@ export function planView(
     const i = info.get(p);
     if (i !== undefined) return i.mode;
     const m = fileMode(p);
-    info.set(p, { mode: m }); // a symlink's target is read by infoOf when shown
+    info.set(p, { mode: m }); // a shown symlink gets its target below
     return m;
   };
   const entries = new Map<string, ViewEntry>();

@@ -28,11 +28,14 @@
  *
  * @module
  */
-import { ChildOps, clone3Spawn } from "../../ffi/clone3_trampoline.ts";
+import {
+  ChildOps,
+  clone3Spawn,
+  reapExited,
+} from "../../ffi/clone3_trampoline.ts";
 import { CLONE, cString, O, open } from "../../ffi/spawn.ts";
 import { close, readlink } from "../../ffi/unistd.ts";
 import { withThreadIdentity } from "../../ffi/identity.ts";
-import { reapNow } from "./_reap.ts";
 
 /** The Landlock ABI whose scope keeps abstract sockets per child. */
 export const SCOPED_LANDLOCK_ABI = 6;
@@ -130,7 +133,7 @@ function create(id: number, borrow: boolean): SharedNetwork | null {
   let ok = false;
   for (let i = 0; i < HELPER_ATTEMPTS && !ok; i++) {
     const r = borrow ? withThreadIdentity(id, spawn) : spawn();
-    if (r.kind !== "clone-failed") reapNow(r.pidfd);
+    if (r.kind !== "clone-failed") reapExited(r.pidfd);
     // "ok" without both namespaces: a signal ended the helper before its
     // opens (it stores no error then). Anything else will not change.
     if (r.kind !== "ok") break;
