@@ -162,39 +162,49 @@ Deno.test("`IpcPipeUnixSocket.call()` queued on a full socket is sent once the w
   });
 });
 
+/**
+ * Counts the flood's events (cmd 101, numbered) as the owner gets them:
+ * how many, how many out of order, the most the receiver had in flight.
+ * `onFirst` runs inside the first event's handler (the owner is busy
+ * there). `done` resolves with the worker's report (cmd 102): events
+ * accepted, and 1 if a send timed out.
+ */
+function countFlood(pipe: IpcPipeUnixSocket, onFirst: () => void) {
+  const seen = { got: 0, outOfOrder: 0, mostInFlight: 0 };
+  const done = Promise.withResolvers<[number, number]>();
+  pipe.addEventListener("recv", (ev) => {
+    using m = ev.message;
+    if (m.cmd === 101) {
+      if (readU32(m.data) !== seen.got) seen.outOfOrder++;
+      seen.got++;
+      seen.mostInFlight = Math.max(seen.mostInFlight, inFlight());
+      if (seen.got === 1) onFirst();
+    } else if (m.cmd === 102) {
+      done.resolve([readU32(m.data), readU32(m.data, 4)]);
+    }
+  });
+  return { seen, done: done.promise };
+}
+
 Deno.test("`IpcPipeUnixSocket` receive window: a flooding worker's sends time out while the owner is busy; every accepted event is delivered, in order", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe({ receiveWindow: 16 });
     pids.push(pipe.process.pid!);
-    let got = 0;
-    let outOfOrder = 0;
-    let mostInFlight = 0;
-    const done = Promise.withResolvers<[number, number]>();
-    pipe.addEventListener("recv", (ev) => {
-      using m = ev.message;
-      if (m.cmd === 101) {
-        if (readU32(m.data) !== got) outOfOrder++;
-        got++;
-        mostInFlight = Math.max(mostInFlight, inFlight());
-        // Once the flood runs, deliver nothing for a while: the receiver
-        // reads a window ahead, then the socket fills and the worker's
-        // 50 ms sends time out.
-        if (got === 1) {
-          const until = performance.now() + 1500;
-          while (performance.now() < until) { /* the owner is busy */ }
-        }
-      } else if (m.cmd === 102) {
-        done.resolve([readU32(m.data), readU32(m.data, 4)]);
-      }
+    // Once the flood runs, deliver nothing for a while: the receiver reads
+    // a window ahead, then the socket fills and the worker's 50 ms sends
+    // time out.
+    const { seen, done } = countFlood(pipe, () => {
+      const until = performance.now() + 1500;
+      while (performance.now() < until) { /* the owner is busy */ }
     });
     pipe.sendAsync({ cmd: FLOOD, data: u32(1_000_000) });
-    const [accepted, timedOut] = await within(done.promise, 60_000, "flood");
+    const [accepted, timedOut] = await within(done, 60_000, "flood");
     assertEquals(timedOut, 1, "the flooding worker was never slowed");
-    assertEquals(got, accepted);
-    assertEquals(outOfOrder, 0);
+    assertEquals(seen.got, accepted);
+    assertEquals(seen.outOfOrder, 0);
     // The receiver read a whole window ahead while the owner was busy, and
     // never more.
-    assertEquals(mostInFlight, 16);
+    assertEquals(seen.mostInFlight, 16);
   });
 });
 
@@ -203,44 +213,30 @@ Deno.test("`IpcPipeUnixSocket.sendSync()` on a paused pipe: what it reads past t
   await clean(async (pids) => {
     await using pipe = startPipe({ receiveWindow: 16 });
     pids.push(pipe.process.pid!);
-    let got = 0;
-    let outOfOrder = 0;
-    let mostInFlight = 0;
     let echoed = -1;
     let windowAhead = -1;
-    const done = Promise.withResolvers<[number, number]>();
-    pipe.addEventListener("recv", (ev) => {
-      using m = ev.message;
-      if (m.cmd === 101) {
-        if (readU32(m.data) !== got) outOfOrder++;
-        got++;
-        mostInFlight = Math.max(mostInFlight, inFlight());
-        if (got === 1) {
-          // The receiver reads a window ahead and pauses; this call then
-          // reads the rest of the flood itself, and its reply.
-          const until = performance.now() + 20_000;
-          while (inFlight() < 16 && performance.now() < until) {
-            // the owner is busy
-          }
-          windowAhead = inFlight();
-          using reply = pipe.sendSync({ cmd: 1, data: u32(7) });
-          echoed = readU32(reply.data);
-        }
-      } else if (m.cmd === 102) {
-        done.resolve([readU32(m.data), readU32(m.data, 4)]);
+    const { seen, done } = countFlood(pipe, () => {
+      // The receiver reads a window ahead and pauses; this call then reads
+      // the rest of the flood itself, and its reply.
+      const until = performance.now() + 20_000;
+      while (inFlight() < 16 && performance.now() < until) {
+        // the owner is busy
       }
+      windowAhead = inFlight();
+      using reply = pipe.sendSync({ cmd: 1, data: u32(7) });
+      echoed = readU32(reply.data);
     });
     pipe.sendAsync({ cmd: FLOOD, data: u32(FLOOD_EVENTS) });
-    const [accepted, timedOut] = await within(done.promise, 60_000, "flood");
+    const [accepted, timedOut] = await within(done, 60_000, "flood");
     assertEquals(echoed, 7);
     // The flood ran to its end or met a send timeout (as the sync call
     // drained the socket): either way every accepted event came, in order.
     assert(timedOut === 1 || accepted === FLOOD_EVENTS, `${accepted}`);
-    assertEquals(got, accepted);
-    assertEquals(outOfOrder, 0);
+    assertEquals(seen.got, accepted);
+    assertEquals(seen.outOfOrder, 0);
     // The receiver had read a whole window ahead, and never more.
     assertEquals(windowAhead, 16);
-    assert(mostInFlight <= 16, `${mostInFlight} in flight`);
+    assert(seen.mostInFlight <= 16, `${seen.mostInFlight} in flight`);
     // Every credit comes back (from a timer while the pipe was paused):
     // the receiver counts nothing in flight.
     const until = performance.now() + 5000;
