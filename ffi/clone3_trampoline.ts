@@ -18,16 +18,7 @@
  *
  * @module
  */
-import {
-  CLONE,
-  MMAP,
-  mmapAnonymous,
-  mprotect,
-  open,
-  sysCall,
-  W,
-  waitidPidfd,
-} from "./spawn.ts";
+import { CLONE, mapCode, open, sysCall, W, waitidPidfd } from "./spawn.ts";
 import { close, read } from "./unistd.ts";
 import { clone_args } from "./structs.ts";
 import { E } from "./errno.ts";
@@ -857,16 +848,10 @@ function load(): Loaded {
   if (!clone3Available()) {
     throw new Error("The clone3 trampoline exists only on Linux x86_64");
   }
-  const mem = mmapAnonymous(2 * PAGE);
+  // Page 0 the code, page 1 the child's stack.
+  const mem = mapCode(CLONE3_X86_64_CODE, 1);
   if (typeof mem === "number") {
     throw new Error(`Cannot map the clone3 trampoline: errno ${-mem}`);
-  }
-  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(mem, PAGE)).set(
-    CLONE3_X86_64_CODE,
-  );
-  const r = mprotect(mem, PAGE, MMAP.PROT_READ | MMAP.PROT_EXEC);
-  if (r < 0) {
-    throw new Error(`Cannot protect the clone3 trampoline: errno ${-r}`);
   }
   const fn = new Deno.UnsafeFnPointer(
     mem as Deno.PointerObject<TrampolineDef>,

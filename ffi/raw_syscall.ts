@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
+import { mapCode } from "./spawn.ts";
 
 /** The machine code of `ffi/raw_syscall_x86_64.S`. */
 export const RAW_SYSCALL_X86_64_CODE: Uint8Array = Uint8Array.from([
@@ -70,15 +70,8 @@ export function rawSocketCalls(): RawSocketCalls | null {
   if (calls !== undefined) return calls;
   calls = null;
   if (Deno.build.arch !== "x86_64" || Deno.build.os !== "linux") return null;
-  const page = mmapAnonymous(4096);
+  const page = mapCode(RAW_SYSCALL_X86_64_CODE);
   if (typeof page === "number") return null;
-  const view = new Uint8Array(
-    Deno.UnsafePointerView.getArrayBuffer(page, RAW_SYSCALL_X86_64_CODE.length),
-  );
-  view.set(RAW_SYSCALL_X86_64_CODE);
-  if (mprotect(page, 4096, MMAP.PROT_READ | MMAP.PROT_EXEC) !== 0) {
-    return null;
-  }
   const fn = new Deno.UnsafeFnPointer(
     page as Deno.PointerObject<typeof fnDefinition>,
     fnDefinition,

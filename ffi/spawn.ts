@@ -326,6 +326,31 @@ export function mprotect(
   return libc().mprotect(addr, BigInt(length), prot) === 0 ? 0 : -errno();
 }
 
+const CODE_PAGE = 4096;
+
+/**
+ * A page holding `code` (a stub of machine code), made read + execute,
+ * followed by `extraPages` writable pages (a stack). Returns the mapping's
+ * address, or -errno of mmap(2) or mprotect(2).
+ *
+ * @throws {RangeError} If `code` does not fit in one page.
+ */
+export function mapCode(
+  code: Uint8Array,
+  extraPages = 0,
+): Deno.PointerObject | number {
+  if (code.length > CODE_PAGE) {
+    throw new RangeError(`A stub of ${code.length} bytes exceeds a page`);
+  }
+  const mem = mmapAnonymous(CODE_PAGE * (1 + extraPages));
+  if (typeof mem === "number") return mem;
+  new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(mem, code.length)).set(
+    code,
+  );
+  const r = mprotect(mem, CODE_PAGE, MMAP.PROT_READ | MMAP.PROT_EXEC);
+  return r < 0 ? r : mem;
+}
+
 /**
  * The current value of `environ`: the process environment as a
  * NULL-terminated `char *[]`, suitable as `envp`.

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { MMAP, mmapAnonymous, mprotect } from "./spawn.ts";
+import { mapCode } from "./spawn.ts";
 import { C, lazyLibc } from "./libc.ts";
 import { epoll_event, msghdr, pollfd } from "./structs.ts";
 
@@ -120,12 +120,8 @@ export function syncCallStub(): StubFn | null {
   if (stub !== undefined) return stub;
   stub = null;
   if (Deno.build.arch !== "x86_64" || Deno.build.os !== "linux") return null;
-  const page = mmapAnonymous(4096);
+  const page = mapCode(SYNC_CALL_X86_64_CODE);
   if (typeof page === "number") return null;
-  new Uint8Array(
-    Deno.UnsafePointerView.getArrayBuffer(page, SYNC_CALL_X86_64_CODE.length),
-  ).set(SYNC_CALL_X86_64_CODE);
-  if (mprotect(page, 4096, MMAP.PROT_READ | MMAP.PROT_EXEC) !== 0) return null;
   const bsearch = libc().bsearch;
   stub = (block) => {
     bsearch(block, block, ONE, ONE, page);
