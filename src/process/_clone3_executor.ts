@@ -162,23 +162,17 @@ export function startJailed(job: SpawnPlan): SpawnStarted {
       };
     }
     if (
-      shared && r.kind === "child-failed" && r.step === "clone3" &&
-      r.errno === E.ECHILD && killedFirstStages++ < FIRST_STAGE_RETRIES
-    ) {
-      // A signal it could not block (SIGKILL) ended the first stage before
-      // its clone: nothing failed, so try again instead of giving up
-      // sharing for good.
-      reapExited(r.pidfd);
-      continue;
-    }
-    if (
       shared && r.kind === "child-failed" &&
       (r.step === "clone3" || r.step.startsWith("setns"))
     ) {
-      // The first stage failed: no sharing from now on, and this child
-      // gets its own network namespace (a refusal is then found below).
       reapExited(r.pidfd);
-      abandonSharedNetwork(id);
+      // A signal it could not block (SIGKILL) ended the first stage before
+      // its clone (ECHILD): nothing failed, so it is tried again. Any other
+      // failure of the first stage ends sharing, and this child gets its
+      // own network namespace (a refusal is then found below).
+      const killed = r.step === "clone3" && r.errno === E.ECHILD &&
+        killedFirstStages++ < FIRST_STAGE_RETRIES;
+      if (!killed) abandonSharedNetwork(id);
       continue;
     }
     if (r.kind === "child-failed") {
@@ -345,7 +339,7 @@ function spawnOnce(
   // the user namespace is then owned by that id, which is the only one the
   // child can map (user_namespaces(7)). libcamera's isolated IPA keeps
   // kernel uid 0 on a root host.
-  const r = drop ? withThreadIdentity(OVERFLOW_ID, spawn) : spawn();
+  const r = drop ? withThreadIdentity(id, spawn) : spawn();
   return { r, shared: net !== null, id };
 }
 
