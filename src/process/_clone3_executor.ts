@@ -272,6 +272,7 @@ function spawnOnce(
   const rootHost = ids.uid[1] === 0;
   const drop = rootHost && layers.userNamespace && layers.identity;
   const id = drop ? OVERFLOW_ID : ids.uid[1];
+  const gid = drop ? OVERFLOW_ID : ids.gid[1];
   const ops = new ChildOps();
   // With Landlock's abstract-socket scope the children can share one
   // empty network namespace (_shared_network.ts): two stages, the first
@@ -280,7 +281,7 @@ function spawnOnce(
   const net = job.iso.shareNetwork && layers.networkNamespace &&
       layers.userNamespace && layers.landlock && layers.seccomp &&
       abi >= SCOPED_LANDLOCK_ABI
-    ? sharedNetwork(id, drop)
+    ? sharedNetwork(id, gid, drop)
     : null;
   let stage: ReturnType<ChildOps["cloneStage"]> | undefined;
   if (net !== null) {
@@ -303,7 +304,7 @@ function spawnOnce(
   }
   jailOps(ops, iso, {
     uid: id,
-    gid: drop ? OVERFLOW_ID : ids.gid[1],
+    gid,
     rootHost,
     reserve: () => reserve(job),
     view,

@@ -310,6 +310,19 @@ export interface JailContext {
   proc: JailProc;
 }
 
+/**
+ * The ops by which a task in a new user namespace maps only itself: uid
+ * and gid as they are outside.
+ */
+export function mapSelf(ops: ChildOps, uid: number, gid: number): ChildOps {
+  // Unprivileged map writes need setgroups denied first, and /proc/self
+  // files owned by the task (user_namespaces(7)).
+  return ops.dumpable()
+    .writeFile("/proc/self/setgroups", "deny")
+    .writeFile("/proc/self/uid_map", `${uid} ${uid} 1\n`)
+    .writeFile("/proc/self/gid_map", `${gid} ${gid} 1\n`);
+}
+
 /** Identity, hostname, minimal root, session and limits, in order. */
 export function jailOps(
   ops: ChildOps,
@@ -318,12 +331,7 @@ export function jailOps(
 ): void {
   const l = iso.layers;
   if (l.userNamespace) {
-    // Unprivileged map writes need setgroups denied first, and /proc/self
-    // files owned by the child (user_namespaces(7)).
-    ops.dumpable();
-    ops.writeFile("/proc/self/setgroups", "deny");
-    ops.writeFile("/proc/self/uid_map", `${ctx.uid} ${ctx.uid} 1\n`);
-    ops.writeFile("/proc/self/gid_map", `${ctx.gid} ${ctx.gid} 1\n`);
+    mapSelf(ops, ctx.uid, ctx.gid);
     if (ctx.rootHost && l.identity) {
       ops.setGid(ctx.gid).setUid(ctx.uid); // the saved uid was still 0
     }

@@ -36,6 +36,7 @@ import {
 import { CLONE, cString, O, open } from "../../ffi/spawn.ts";
 import { close, readlink } from "../../ffi/unistd.ts";
 import { withThreadIdentity } from "../../ffi/identity.ts";
+import { mapSelf } from "./_jail.ts";
 
 /** The Landlock ABI whose scope keeps abstract sockets per child. */
 export const SCOPED_LANDLOCK_ABI = 6;
@@ -52,19 +53,22 @@ export interface SharedNetwork {
 const made = new Map<number, SharedNetwork | null>();
 
 /**
- * The shared namespaces for children running as `id` (made on first use),
- * or null where they cannot be made or were given up on.
+ * The shared namespaces for children running as uid `id` and gid `gid`
+ * (made on first use), or null where they cannot be made or were given up
+ * on.
  *
  * @param borrow Whether the calling thread must take `id` for the helper
- *   (a root parent: the user namespace must be owned by `id`).
+ *   (a root parent: the user namespace must be owned by `id`; `gid` is
+ *   then `id` too).
  */
 export function sharedNetwork(
   id: number,
+  gid: number,
   borrow: boolean,
 ): SharedNetwork | null {
   let s = made.get(id);
   if (s === undefined) {
-    s = create(id, borrow);
+    s = create(id, gid, borrow);
     made.set(id, s);
   }
   return s;
@@ -99,7 +103,11 @@ const HELPER_ATTEMPTS = 3;
 const PLACEHOLDER = "/";
 const O_PATH = 0o10000000;
 
-function create(id: number, borrow: boolean): SharedNetwork | null {
+function create(
+  id: number,
+  gid: number,
+  borrow: boolean,
+): SharedNetwork | null {
   // Numbers the helper's opens are moved to, in this process's table.
   const user = open(PLACEHOLDER, O_PATH | O.O_CLOEXEC);
   const net = open(PLACEHOLDER, O_PATH | O.O_CLOEXEC);
@@ -108,15 +116,10 @@ function create(id: number, borrow: boolean): SharedNetwork | null {
     if (net >= 0) close(net);
     return null;
   }
-  const map = `${id} ${id} 1\n`;
   // The helper starts with every signal blocked (clone3Spawn masks this
   // thread's around a CLONE_FILES clone); one that ends it anyway (SIGKILL)
   // is retried below.
-  const ops = new ChildOps()
-    .dumpable()
-    .writeFile("/proc/self/setgroups", "deny")
-    .writeFile("/proc/self/uid_map", map)
-    .writeFile("/proc/self/gid_map", map)
+  const ops = mapSelf(new ChildOps(), id, gid)
     .openAt("/proc/self/ns/user", O.O_RDONLY, user)
     .openAt("/proc/self/ns/net", O.O_RDONLY, net)
     .exit(0);

@@ -129,7 +129,8 @@ Deno.test({
   async fn() {
     const root = threadIds().uid[1] === 0;
     const id = root ? OVERFLOW_ID : threadIds().uid[1];
-    const held = sharedNetwork(id, root);
+    const gid = root ? OVERFLOW_ID : threadIds().gid[1];
+    const held = sharedNetwork(id, gid, root);
     if (held === null) throw new Error("no shared network namespace");
     const netFd = held.net;
     // Put /dev/null where the network namespace was: setns(2) then fails
@@ -147,7 +148,7 @@ Deno.test({
           code: 0,
         });
       }
-      assertEquals(sharedNetwork(id, root), null);
+      assertEquals(sharedNetwork(id, gid, root), null);
     } finally {
       forgetSharedNetwork(id);
     }
