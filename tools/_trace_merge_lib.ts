@@ -3,17 +3,11 @@
 // per process, src/common/_trace.ts) merged into calls, and per pair of
 // consecutive hops of a call its median, p90 and p99. No I/O here, so
 // tests/tools/trace_merge_test.ts pins every step with fixed records.
-import type { TraceRecord } from "../src/common/_trace.ts";
-
-/** One pair of consecutive hops over all calls, in µs. */
-export interface HopRow {
-  from: string;
-  to: string;
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-}
+import {
+  summarizeHops,
+  type TraceHopSummary,
+  type TraceRecord,
+} from "../src/common/_trace.ts";
 
 /** Parses JSON lines of trace records; a bad line is a `SyntaxError` naming it. */
 export function parseTraceLines(text: string, name: string): TraceRecord[] {
@@ -54,51 +48,20 @@ export function splitCalls(
   return calls;
 }
 
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: readonly number[], p: number): number {
-  const i = Math.ceil(p / 100 * sorted.length) - 1;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, i))];
-}
-
 /**
  * Per pair of consecutive hops of the calls (in the order first seen),
  * then a row "total" (first hop to last of each call): µs.
  */
-export function hopRows(calls: readonly TraceRecord[][]): HopRow[] {
-  const deltas = new Map<string, number[]>();
-  const totals: number[] = [];
-  for (const call of calls) {
-    for (let i = 1; i < call.length; i++) {
-      const pair = `${call[i - 1].hop}\0${call[i].hop}`;
-      let list = deltas.get(pair);
-      if (list === undefined) deltas.set(pair, list = []);
-      list.push((call[i].time - call[i - 1].time) * 1000);
-    }
-    if (call.length > 1) {
-      totals.push((call[call.length - 1].time - call[0].time) * 1000);
-    }
-  }
-  const row = (from: string, to: string, list: number[]): HopRow => {
-    list.sort((a, b) => a - b);
-    return {
-      from,
-      to,
-      count: list.length,
-      p50: percentile(list, 50),
-      p90: percentile(list, 90),
-      p99: percentile(list, 99),
-    };
-  };
-  const rows = [...deltas].map(([pair, list]) => {
-    const [from, to] = pair.split("\0");
-    return row(from, to, list);
-  });
-  if (totals.length > 0) rows.push(row("total", "", totals));
-  return rows;
+export function hopRows(calls: readonly TraceRecord[][]): TraceHopSummary[] {
+  const spans = calls.filter((c) => c.length > 1).map((c) => [
+    { ...c[0], hop: "total" },
+    { ...c[c.length - 1], hop: "" },
+  ]);
+  return [...summarizeHops(calls), ...summarizeHops(spans)];
 }
 
 /** The rows as a markdown table. */
-export function renderHopTable(rows: readonly HopRow[]): string {
+export function renderHopTable(rows: readonly TraceHopSummary[]): string {
   const lines = [
     "| from | to | calls | p50 µs | p90 µs | p99 µs |",
     "|---|---|---:|---:|---:|---:|",

@@ -102,40 +102,65 @@ export function traceRecords(): TraceRecord[] {
   return ring?.records() ?? [];
 }
 
-/** Per pair of consecutive hops of one key: count, median and p99 in µs. */
+/** Per pair of consecutive hops: count, median, p90 and p99 in µs. */
 export interface TraceHopSummary {
   from: string;
   to: string;
   count: number;
   p50: number;
+  p90: number;
   p99: number;
 }
 
-/** Summarises `records` (default: the ring's) by pairs of hops. */
+/** Nearest-rank percentile of sorted values. */
+function percentile(sorted: readonly number[], p: number): number {
+  const i = Math.ceil(p / 100 * sorted.length) - 1;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, i))];
+}
+
+/**
+ * Per pair of consecutive records within each group (in the order first
+ * seen): how long from one hop to the next. Groups are the records of one
+ * key (summarizeTrace) or of one call across processes
+ * (tools/trace_merge.ts), each in time order.
+ */
+export function summarizeHops(
+  groups: Iterable<readonly TraceRecord[]>,
+): TraceHopSummary[] {
+  const deltas = new Map<string, number[]>();
+  for (const group of groups) {
+    for (let i = 1; i < group.length; i++) {
+      const pair = `${group[i - 1].hop}\0${group[i].hop}`;
+      let list = deltas.get(pair);
+      if (list === undefined) deltas.set(pair, list = []);
+      list.push((group[i].time - group[i - 1].time) * 1000);
+    }
+  }
+  return [...deltas].map(([pair, list]) => {
+    list.sort((a, b) => a - b);
+    const [from, to] = pair.split("\0");
+    return {
+      from,
+      to,
+      count: list.length,
+      p50: percentile(list, 50),
+      p90: percentile(list, 90),
+      p99: percentile(list, 99),
+    };
+  });
+}
+
+/** Summarises `records` (default: the ring's) by pairs of hops of one key. */
 export function summarizeTrace(
   records: readonly TraceRecord[] = traceRecords(),
 ): TraceHopSummary[] {
-  const last = new Map<number, TraceRecord>();
-  const deltas = new Map<string, number[]>();
+  const byKey = new Map<number, TraceRecord[]>();
   for (const r of records) {
-    const prev = last.get(r.key);
-    if (prev !== undefined) {
-      const pair = `${prev.hop}\0${r.hop}`;
-      const list = deltas.get(pair) ?? [];
-      list.push((r.time - prev.time) * 1000);
-      deltas.set(pair, list);
-    }
-    last.set(r.key, r);
+    const list = byKey.get(r.key);
+    if (list === undefined) byKey.set(r.key, [r]);
+    else list.push(r);
   }
-  const out: TraceHopSummary[] = [];
-  for (const [pair, list] of deltas) {
-    list.sort((a, b) => a - b);
-    const [from, to] = pair.split("\0");
-    const at = (p: number) =>
-      list[Math.min(list.length - 1, Math.floor(p * list.length))];
-    out.push({ from, to, count: list.length, p50: at(0.5), p99: at(0.99) });
-  }
-  return out;
+  return summarizeHops(byKey.values());
 }
 
 function dump(): void {
