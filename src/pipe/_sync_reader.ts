@@ -42,6 +42,7 @@ import {
 import type { AdaptiveSpin } from "./_adaptive_spin.ts";
 import { calibrateSpin } from "./_spin_calibration.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
+import { copyBytes, ViewCache } from "../common/_bytes.ts";
 
 /** Largest message a sync reader accepts (as the receiver Worker). */
 const MAX_MESSAGE_SIZE = 1 << 30;
@@ -150,6 +151,8 @@ export interface FastPath {
   readonly txView: DataView;
   readonly rx: MsgBuffers;
   readonly rxView: DataView;
+  /** Borrowed views of `rx.data` (for {@linkcode FastCall.borrow}). */
+  readonly rxViews: ViewCache;
   readonly txHdr: bigint;
   /** {@linkcode FastPath.txHdr} as u32 halves (no BigInt per call). */
   readonly txHdrLo: number;
@@ -162,7 +165,11 @@ export interface FastPath {
   readonly readsPerUs: number;
   /** The reply of the last call that ended {@linkcode FAST}.DONE. */
   reply: ReceivedMessage | null;
-  /** The reply of the last call that ended {@linkcode FAST}.PLAIN. */
+  /**
+   * The reply of the last call that ended {@linkcode FAST}.PLAIN: its
+   * own bytes, or a borrowed view of `rx.data` when the call said
+   * {@linkcode FastCall.borrow}.
+   */
   replyData: Uint8Array | null;
   replyCmd: number;
   replySeq: number;
@@ -187,6 +194,7 @@ export function fastSyncPath(): FastPath | null {
     txView: new DataView(tx.data.buffer),
     rx,
     rxView: new DataView(rx.data.buffer),
+    rxViews: new ViewCache(rx.data),
     txHdr,
     txHdrLo,
     txHdrHi,
@@ -212,6 +220,18 @@ export interface FastCall {
   cookie: number;
   data: Uint8Array;
   fds: readonly number[];
+  /**
+   * Whether a reply of bytes only may be handed over as a view of the
+   * receive buffer (valid until this thread's next receive), for a caller
+   * that decodes it at once: no typed array made per call.
+   */
+  borrow: boolean;
+  /**
+   * Work for the time the reply takes (null: none): the request is then
+   * sent by a crossing of its own, the work done, and the reply awaited
+   * by another, unless it came already. It must not throw.
+   */
+  whileWaiting: (() => void) | null;
   deadline: number;
   spin: AdaptiveSpin;
   /**
@@ -239,7 +259,7 @@ export function callFast(f: FastPath, c: FastCall): number {
   writeHeader(tx.data, size, c.fds.length, 0);
   f.txView.setUint32(HEADER_SIZE, c.cmd, true);
   f.txView.setUint32(HEADER_SIZE + 4, c.cookie, true);
-  tx.data.set(c.data, HEADER_SIZE + MSG_HEADER);
+  copyBytes(tx.data, HEADER_SIZE + MSG_HEADER, c.data);
   const length = HEADER_SIZE + size;
   // The header stays set up while calls of one length without descriptors
   // follow each other (sendmsg(2) does not change it): no BigInt per call.
@@ -247,7 +267,6 @@ export function callFast(f: FastPath, c: FastCall): number {
     tx.prepareSend(length, c.fds);
     f.txLength = c.fds.length === 0 ? length : -1;
   }
-  rx.prepareRecv(); // the kernel shrank msg_controllen on the last read
   if (f.owner !== c) {
     f.owner = c;
     block.socket(c.fd, c.pidfd);
@@ -257,19 +276,39 @@ export function callFast(f: FastPath, c: FastCall): number {
   block.epoll(c.epfd); // -1 while flow control keeps the socket out
   block.sendHalves(f.txHdrLo, f.txHdrHi);
   let spinUs = c.spin.next();
+  let work = c.whileWaiting;
   if (TRACE_ON) trace("call.send", c.cookie);
   for (;;) {
     const remaining = c.deadline - performance.now();
     if (remaining <= 0) return FAST.SLOW; // readReply() throws the timeout
-    block.wait(
-      c.cookie,
-      Math.round(spinUs * f.readsPerUs),
-      remaining === Infinity ? -1 : Math.ceil(remaining),
-    );
+    if (work !== null) block.wait(c.cookie, 0, 0); // send, look, come back
+    else {
+      block.wait(
+        c.cookie,
+        Math.round(spinUs * f.readsPerUs),
+        remaining === Infinity ? -1 : Math.ceil(remaining),
+      );
+    }
+    // Each crossing: the kernel shrank msg_controllen on the last read,
+    // and a failed one (finishRecv) zeroed it.
+    rx.prepareRecv();
     const n = rx.finishRecv(block.call());
     if (block.sent < 0) return FAST.UNSENT;
     block.sendHalves(0, 0);
     const step = block.step;
+    if (work !== null) {
+      const w = work;
+      work = null;
+      if (step === SYNC_STEP.IDLE) {
+        w();
+        continue;
+      }
+      // The reply came before the work: as quick as a spin's catch.
+      if (spinUs > 0) {
+        c.spin.record(spinUs, true);
+        spinUs = 0;
+      }
+    }
     if (spinUs > 0) {
       c.spin.record(spinUs, step === SYNC_STEP.SPIN);
       spinUs = 0; // one spin per call: later waits are for stragglers
@@ -286,12 +325,13 @@ export function callFast(f: FastPath, c: FastCall): number {
       return FAST.SLOW;
     }
     if (block.released && isPlainFrame(rx, n)) {
-      // The usual reply: bytes only, read in place (one copy, into a
-      // typed array that V8 keeps on its heap when small: no allocation
-      // outside it, no object per reply but the bytes).
+      // The usual reply: bytes only, read in place (one copy into bytes
+      // of its own, or none for a borrowing caller).
       f.replyCmd = f.rxView.getUint32(HEADER_SIZE, true);
       f.replySeq = block.seq;
-      f.replyData = rx.data.slice(HEADER_SIZE + MSG_HEADER, n);
+      f.replyData = c.borrow
+        ? f.rxViews.view(HEADER_SIZE + MSG_HEADER, n)
+        : rx.data.slice(HEADER_SIZE + MSG_HEADER, n);
       return FAST.PLAIN;
     }
     const item = decodeItem(

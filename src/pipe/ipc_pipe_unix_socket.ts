@@ -80,6 +80,23 @@ import {
 export const DEFAULT_CALL_TIMEOUT = 2000;
 
 /**
+ * {@linkcode IpcPipeUnixSocket.sendSync} for a caller inside isola that
+ * decodes the reply at once (the IPA proxy): a reply of bytes only comes
+ * as a view of this thread's receive buffer, valid until the thread's next
+ * receive, instead of bytes of its own (a new ArrayBuffer per call costs
+ * 12-16 µs after an idle frame period: src/common/_bytes.ts).
+ * `whileWaiting` (which must not throw) runs between sending the request
+ * and sleeping for the reply, if the reply has not come by then. Not
+ * exported from mod.ts.
+ */
+export let sendSyncBorrowed: (
+  pipe: IpcPipeUnixSocket,
+  msg: IpcMessageInit,
+  options?: IpcCallOptions,
+  whileWaiting?: () => void,
+) => IpcMessage;
+
+/**
  * Default receive window of a pipe: how many messages from the worker the
  * receiver Worker reads ahead of their delivery on this thread's event
  * loop (see {@linkcode IpcPipeOptions.receiveWindow}).
@@ -314,6 +331,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
       cookie: 0,
       data: EMPTY,
       fds: NO_FDS,
+      borrow: false,
+      whileWaiting: null,
       deadline: 0,
       spin: new AdaptiveSpin(this.#spin, navigator.hardwareConcurrency ?? 1),
       epfd: this.#receiver.epfd,
@@ -409,6 +428,20 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
    * @throws {IpcRemoteError} The worker's handler threw.
    */
   sendSync(msg: IpcMessageInit, options?: IpcCallOptions): IpcMessage {
+    return this.#sendSync(msg, options);
+  }
+
+  static {
+    sendSyncBorrowed = (pipe, msg, options, whileWaiting) =>
+      pipe.#sendSync(msg, options, true, whileWaiting ?? null);
+  }
+
+  #sendSync(
+    msg: IpcMessageInit,
+    options: IpcCallOptions | undefined,
+    borrow = false,
+    whileWaiting: (() => void) | null = null,
+  ): IpcMessage {
     const cmd = msg.cmd ?? 0;
     // A caller that blocks anyway waits (briefly) for the exit report.
     if (this.#life.state !== "open") this.#life.checkSync(`Cannot call ${cmd}`);
@@ -433,6 +466,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     const call = this.#fastCall;
     call.cmd = cmd;
     call.cookie = cookie;
+    call.borrow = borrow;
+    call.whileWaiting = whileWaiting;
     call.data = data ?? EMPTY;
     call.fds = msg.fds === undefined || msg.fds.length === 0
       ? NO_FDS

@@ -38,6 +38,7 @@ import {
 } from "./_sync_reader.ts";
 import { AdaptiveSpin } from "./_adaptive_spin.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
+import { copyBytes } from "../common/_bytes.ts";
 
 /**
  * Longest a serve() loop blocks its thread in one wait, ms: timers and
@@ -45,6 +46,26 @@ import { trace, TRACE_ON } from "../common/_trace.ts";
  * at most this plus one handler), the HTML timer clamp for nested timers.
  */
 export const SERVE_SLICE_MS = 4;
+
+/**
+ * Makes `worker` hand its handlers borrowed data, for a handler inside
+ * isola that decodes a message before anything else runs on its thread
+ * (the IPA host): a message of bytes only comes as a view of the thread's
+ * receive buffer, valid until the thread's next receive, instead of bytes
+ * of its own (a new ArrayBuffer per message costs 12-16 µs after an idle
+ * frame period: src/common/_bytes.ts). Not exported from mod.ts.
+ */
+export let borrowCallData: (worker: IpcPipeWorker) => void;
+
+/**
+ * Has `worker` run `work` (which must not throw) once, after it sends the
+ * next reply it holds (one without descriptors, sent by the wait that
+ * follows) and before it sleeps for the next message, unless that came
+ * already (then `work` is dropped): time in which nobody waits on the
+ * worker. One extra crossing (ffi/sync_call.ts) pays for it. Not exported
+ * from mod.ts.
+ */
+export let afterNextReply: (worker: IpcPipeWorker, work: () => void) => void;
 
 /**
  * Longest turn of the event loop between two slices, ms: the runtime's
@@ -127,11 +148,12 @@ export class IpcPipeWorker implements Disposable {
   // without descriptors is written into its send buffer and sent by the
   // next wait's crossing ("reply, then wait").
   #fast: FastPath | null = null;
-  // The held reply (fields, not an object per reply).
+  // Whether a reply is held in #tx (written in place, not yet sent).
   #held = false;
-  #heldCmd = 0;
-  #heldCookie = 0;
-  #heldData: Uint8Array = new Uint8Array(0);
+  // Whether handlers get borrowed data (see borrowCallData()).
+  #borrow = false;
+  // Work due once the held reply is sent (see afterNextReply()).
+  #afterReply: (() => void) | null = null;
   #tx: MsgBuffers | undefined;
   #txView: DataView | undefined;
   // The send header's address as u32 halves, and the frame length it is
@@ -139,6 +161,15 @@ export class IpcPipeWorker implements Disposable {
   #txHdrLo = 0;
   #txHdrHi = 0;
   #txLength = -1;
+
+  static {
+    borrowCallData = (worker) => {
+      worker.#borrow = true;
+    };
+    afterNextReply = (worker, work) => {
+      worker.#afterReply = work;
+    };
+  }
 
   /**
    * Adopts a socket end.
@@ -331,8 +362,10 @@ export class IpcPipeWorker implements Disposable {
   }
 
   /**
-   * One crossing: sends the held reply (if any), then waits up to
-   * `timeoutMs` (-1: no limit) for the next record.
+   * Sends the held reply (if any), then waits up to `timeoutMs` (-1: no
+   * limit) for the next record: one crossing, or two when work is due
+   * after the reply (see afterNextReply()), which runs between them unless
+   * a record came already.
    *
    * @returns Its length, -1 when nothing came in time, null at the end
    *   (the parent hung up).
@@ -341,6 +374,22 @@ export class IpcPipeWorker implements Disposable {
   #waitFast(
     fast: FastPath,
     spin: AdaptiveSpin,
+    timeoutMs: number,
+  ): number | null {
+    const work = this.#afterReply;
+    if (work !== null && this.#held) {
+      this.#afterReply = null;
+      const n = this.#cross(fast, null, 0);
+      if (n !== -1) return n;
+      work();
+    }
+    return this.#cross(fast, spin, timeoutMs);
+  }
+
+  /** One crossing of {@linkcode IpcPipeWorker.#waitFast} (no spin: null). */
+  #cross(
+    fast: FastPath,
+    spin: AdaptiveSpin | null,
     timeoutMs: number,
   ): number | null {
     const { block, rx } = fast;
@@ -356,7 +405,7 @@ export class IpcPipeWorker implements Disposable {
     const held = this.#held;
     if (held) block.sendHalves(this.#txHdrLo, this.#txHdrHi);
     else block.sendHalves(0, 0);
-    const spinUs = spin.next();
+    const spinUs = spin === null ? 0 : spin.next();
     block.wait(-1, Math.round(spinUs * fast.readsPerUs), timeoutMs);
     const n = rx.finishRecv(block.call());
     if (held) {
@@ -365,12 +414,12 @@ export class IpcPipeWorker implements Disposable {
         // Not sent (the parent's socket is full: its receive window is,
         // say), so nothing was read either: the ordinary send decides,
         // then the loop waits again.
-        this.#sendNow(this.#heldCmd, this.#heldCookie, this.#heldData, []);
+        this.#sendHeld();
         return -1;
       }
     }
     const step = block.step;
-    spin.record(spinUs, step === SYNC_STEP.SPIN);
+    spin?.record(spinUs, step === SYNC_STEP.SPIN);
     if (step === SYNC_STEP.IDLE) return -1;
     if (step === SYNC_STEP.FAILED) {
       if (n === -E.EINTR) return -1;
@@ -396,7 +445,9 @@ export class IpcPipeWorker implements Disposable {
       return this.#handle(
         fast.rxView.getUint32(HEADER_SIZE, true),
         cookie,
-        rx.data.slice(HEADER_SIZE + MSG_HEADER, n),
+        this.#borrow
+          ? fast.rxViews.view(HEADER_SIZE + MSG_HEADER, n)
+          : rx.data.slice(HEADER_SIZE + MSG_HEADER, n),
         NO_OWNED_FDS,
         handlers,
       );
@@ -417,7 +468,17 @@ export class IpcPipeWorker implements Disposable {
   #flushHeld(): void {
     if (!this.#held) return;
     this.#held = false;
-    this.#sendNow(this.#heldCmd, this.#heldCookie, this.#heldData, []);
+    this.#sendHeld();
+  }
+
+  /** Sends the held reply as an ordinary send (its frame is in #tx). */
+  #sendHeld(): void {
+    const message = this.#tx!.data.slice(HEADER_SIZE, this.#txLength);
+    try {
+      this.#sock.send({ data: message, fds: [] });
+    } catch (e) {
+      if (!(e instanceof IpcClosedError)) throw e;
+    }
   }
 
   #dispatch(
@@ -510,7 +571,7 @@ export class IpcPipeWorker implements Disposable {
       const view = this.#txView ??= new DataView(tx.data.buffer);
       view.setUint32(HEADER_SIZE, cmd, true);
       view.setUint32(HEADER_SIZE + 4, cookie, true);
-      tx.data.set(data, HEADER_SIZE + MSG_HEADER);
+      copyBytes(tx.data, HEADER_SIZE + MSG_HEADER, data);
       // sendmsg(2) leaves the header as it is: set up again only for
       // another length.
       if (this.#txLength !== HEADER_SIZE + size) {
@@ -518,9 +579,6 @@ export class IpcPipeWorker implements Disposable {
         this.#txLength = HEADER_SIZE + size;
       }
       this.#held = true;
-      this.#heldCmd = cmd;
-      this.#heldCookie = cookie;
-      this.#heldData = data;
       if (TRACE_ON) trace("worker.reply", cookie);
       return;
     }

@@ -14,6 +14,7 @@ import {
   IpcTimeoutError,
   readFd,
 } from "../../mod.ts";
+import { sendSyncBorrowed } from "../../src/pipe/ipc_pipe_unix_socket.ts";
 import {
   pattern,
   procExists,
@@ -308,6 +309,53 @@ Deno.test("`IpcPipeUnixSocket` carries a handler's IpcCallError code to IpcRemot
     assertEquals([e.cmd, e.code, e.remoteMessage], [11, 42, "coded failure"]);
     const p = await assertRejects(() => pipe.call({ cmd: 11 }), IpcRemoteError);
     assertEquals([p.cmd, p.code, p.remoteMessage], [11, 42, "coded failure"]);
+  });
+});
+
+Deno.test("`IpcPipeUnixSocket.sendSync()` replies and a worker's messages own their bytes, call after call", async () => {
+  await clean(async (pids) => {
+    for (const blocking of [false, true]) {
+      await using pipe = startPipe({ blocking });
+      pids.push(pipe.process.pid!);
+      const call = (...b: number[]) =>
+        pipe.sendSync({ cmd: 15, data: new Uint8Array(b) });
+      // Same lengths each call, as a frame's calls are.
+      using first = call(1, 2, 3);
+      assertEquals(first.data, new Uint8Array());
+      using second = call(4, 5, 6);
+      assertEquals(second.data, new Uint8Array([1, 2, 3]), "kept by worker");
+      using third = call(7, 8, 9);
+      assertEquals(third.data, new Uint8Array([4, 5, 6]));
+      assertEquals(second.data, new Uint8Array([1, 2, 3]), "kept by caller");
+      assertEquals(second.data.buffer.byteLength, 3);
+    }
+  });
+});
+
+Deno.test("`sendSyncBorrowed()` lends the reply's bytes and runs its work between sending and sleeping, before a reply with descriptors", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    using file = createMemfd({ data: new TextEncoder().encode("passed") });
+    let ran = 0;
+    // The worker answers 20 ms later: the work runs first, then the call
+    // sleeps for the reply (which brings the descriptor back).
+    using reply = sendSyncBorrowed(
+      pipe,
+      { cmd: 16, data: u32(20), fds: [file] },
+      undefined,
+      () => ran++,
+    );
+    assertEquals(ran, 1);
+    assertEquals(readU32(reply.data), 20);
+    assertEquals(reply.ownedFds.length, 1);
+    assertEquals(new TextDecoder().decode(readFd(reply.ownedFds[0])), "passed");
+    // A plain reply is a view of the receive buffer: the next call's reply
+    // lands where it was.
+    using a = sendSyncBorrowed(pipe, { cmd: 1, data: u32(1) });
+    const held = a.data;
+    using _b = sendSyncBorrowed(pipe, { cmd: 1, data: u32(2) });
+    assertEquals(readU32(held), 2);
   });
 });
 
