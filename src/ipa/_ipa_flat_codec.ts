@@ -6,6 +6,16 @@
 // piece of code a call runs costs, so a flat struct gets a plan made once
 // (a field list with a kind code each) and one tight loop per direction.
 //
+// Neither direction makes a typed array it does not hand out (src/common/
+// _bytes.ts: each costs 5-16 µs on a cold path): the encoder returns a
+// borrowed view of its scratch buffer, the decoder reads numbers without a
+// DataView over the caller's bytes. A decoded `bytes` field needs an array
+// of its own (the caller keeps it): the decoder takes one made ahead of
+// time when there is one of the right length. prepareSpares() makes them
+// where a thread would only wait otherwise (a sync caller waiting for its
+// reply, a worker after sending one), for the lengths the last decoding of
+// each plan saw, so a call that repeats every frame finds its arrays made.
+//
 // The plans only ever take the happy path: on anything the least bit wrong
 // (a missing or unknown field, a value out of range, a truncated buffer)
 // they return null and the caller runs the general walker, which reports
@@ -13,6 +23,7 @@
 // same as the walker's (docs/ipa_wire.md); tests/ipa compare them.
 import type { IpaStructType, IpaType } from "./ipa_schema.ts";
 import { type FdLike, OwnedFd } from "../fd/owned_fd.ts";
+import { copyBytes, ViewCache } from "../common/_bytes.ts";
 
 const K = Object.freeze({
   BOOL: 0,
@@ -65,7 +76,19 @@ export interface FlatPlan {
   readonly optional: Uint8Array;
   /** Fields that must be present. */
   readonly required: number;
+  /** Per field: an array made ahead for a `bytes` value, or undefined. */
+  readonly spares: (Uint8Array | undefined)[];
+  /** Per field: the length its next spare gets (-1: none). */
+  readonly spareLengths: Int32Array;
+  /** Whether the plan is in the list prepareSpares() works through. */
+  wanting: boolean;
 }
+
+/** Longest `bytes` value a spare is made for. */
+export const SPARE_MAX = 4096;
+
+/** Plans whose spares are to be made. */
+const wanting: FlatPlan[] = [];
 
 const plans = new WeakMap<IpaType, FlatPlan | null>();
 
@@ -94,7 +117,17 @@ export function flatPlan(type: IpaType): FlatPlan | null {
       if (code === undefined || names[i] === "__proto__") ok = false;
       else codes[i] = code;
     }
-    if (ok) plan = { names, codes, optional, required };
+    if (ok) {
+      plan = {
+        names,
+        codes,
+        optional,
+        required,
+        spares: names.map(() => undefined),
+        spareLengths: new Int32Array(names.length).fill(-1),
+        wanting: false,
+      };
+    }
   }
   plans.set(type, plan);
   return plan;
@@ -102,6 +135,10 @@ export function flatPlan(type: IpaType): FlatPlan | null {
 
 let scratch = new Uint8Array(256);
 let scratchView = new DataView(scratch.buffer);
+let scratchViews = new ViewCache(scratch);
+/** Where the decoder reads a number wider than a byte (no DataView made). */
+const num = new Uint8Array(8);
+const numView = new DataView(num.buffer);
 const utf8Encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -113,11 +150,14 @@ function room(at: number, n: number): void {
   bigger.set(scratch.subarray(0, at));
   scratch = bigger;
   scratchView = new DataView(bigger.buffer);
+  scratchViews = new ViewCache(bigger);
 }
 
 /**
  * Encodes `v` by `plan`, or returns null when `v` is not a valid value of
- * it (the caller then runs the general encoder for the error).
+ * it (the caller then runs the general encoder for the error). The bytes
+ * are borrowed: a view of this realm's scratch buffer, valid until the
+ * next encodeFlat().
  */
 export function encodeFlat(
   plan: FlatPlan,
@@ -202,7 +242,7 @@ export function encodeFlat(
         if (!(x instanceof Uint8Array) || x.length > U32_MAX) return null;
         room(at, 4 + x.length);
         scratchView.setUint32(at, x.length, true);
-        scratch.set(x, at + 4);
+        copyBytes(scratch, at + 4, x);
         at += 4 + x.length;
         continue;
       case K.FD:
@@ -218,11 +258,12 @@ export function encodeFlat(
     at += SIZES[code];
   }
   if (known !== own) return null; // an unknown field
-  return { data: scratch.slice(0, at), fds };
+  return { data: scratchViews.view(0, at), fds };
 }
 
 /**
- * Decodes `data` by `plan`, or returns null when it is not exactly an
+ * Decodes `data` (which may be borrowed: nothing returned refers to it) by
+ * `plan`, or returns null when it is not exactly an
  * encoding of it using every descriptor once (the caller then runs the
  * general decoder, which says why and closes the descriptors).
  */
@@ -232,7 +273,7 @@ export function decodeFlat(
   fds: readonly OwnedFd[],
 ): Record<string, unknown> | null {
   const { names, codes, optional } = plan;
-  const d = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const d = numView;
   const end = data.length;
   const out: Record<string, unknown> = {};
   let usedFds = 0;
@@ -245,7 +286,10 @@ export function decodeFlat(
       if (p !== 1) return null;
     }
     const code = codes[i];
-    if (at + SIZES[code] > end) return null;
+    const size = SIZES[code];
+    if (at + size > end) return null;
+    // Read through `num`: no DataView made over the caller's bytes.
+    for (let j = 0; j < size; j++) num[j] = data[at + j];
     let x: unknown;
     switch (code) {
       case K.BOOL: {
@@ -258,38 +302,38 @@ export function decodeFlat(
         x = data[at];
         break;
       case K.I8:
-        x = d.getInt8(at);
+        x = d.getInt8(0);
         break;
       case K.U16:
-        x = d.getUint16(at, true);
+        x = d.getUint16(0, true);
         break;
       case K.I16:
-        x = d.getInt16(at, true);
+        x = d.getInt16(0, true);
         break;
       case K.U32:
-        x = d.getUint32(at, true);
+        x = d.getUint32(0, true);
         break;
       case K.I32:
-        x = d.getInt32(at, true);
+        x = d.getInt32(0, true);
         break;
       case K.F32:
-        x = d.getFloat32(at, true);
+        x = d.getFloat32(0, true);
         break;
       case K.F64:
-        x = d.getFloat64(at, true);
+        x = d.getFloat64(0, true);
         break;
       case K.U64:
-        x = d.getBigUint64(at, true);
+        x = d.getBigUint64(0, true);
         break;
       case K.I64:
-        x = d.getBigInt64(at, true);
+        x = d.getBigInt64(0, true);
         break;
       case K.STRING:
       case K.BYTES: {
-        const n = d.getUint32(at, true);
+        const n = d.getUint32(0, true);
         at += 4;
         if (n > end - at) return null;
-        if (code === K.BYTES) x = data.slice(at, at + n);
+        if (code === K.BYTES) x = takeBytes(plan, i, data, at, n);
         else {
           try {
             x = utf8.decode(data.subarray(at, at + n));
@@ -302,7 +346,7 @@ export function decodeFlat(
         continue;
       }
       case K.FD: {
-        const idx = d.getUint32(at, true);
+        const idx = d.getUint32(0, true);
         // In order and each once: the encoder numbers them that way; any
         // other use is checked (and reported) by the general decoder.
         if (idx !== usedFds || idx >= fds.length) return null;
@@ -316,4 +360,53 @@ export function decodeFlat(
   }
   if (at !== end || usedFds !== fds.length) return null;
   return out;
+}
+
+/** A copy of `data[at, at + n)`, field `i` of `plan`: its spare if it fits. */
+function takeBytes(
+  plan: FlatPlan,
+  i: number,
+  data: Uint8Array,
+  at: number,
+  n: number,
+): Uint8Array {
+  const spare = plan.spares[i];
+  let out: Uint8Array;
+  if (spare !== undefined && spare.length === n) {
+    copyBytes(spare, 0, data, at, n);
+    out = spare;
+  } else out = data.slice(at, at + n);
+  plan.spares[i] = undefined;
+  plan.spareLengths[i] = n <= SPARE_MAX ? n : -1;
+  if (n <= SPARE_MAX && !plan.wanting) {
+    plan.wanting = true;
+    wanting.push(plan);
+  }
+  return out;
+}
+
+/** Whether {@linkcode prepareSpares} has arrays to make. */
+export function sparesWanted(): boolean {
+  return wanting.length > 0;
+}
+
+/**
+ * Makes the arrays the next decodings of `bytes` fields take (one per
+ * field, of the length it had last), for a thread that would otherwise
+ * only wait. Never throws: a spare is only ever a saving.
+ */
+export function prepareSpares(): void {
+  try {
+    for (const plan of wanting) {
+      plan.wanting = false;
+      const { spares, spareLengths } = plan;
+      for (let i = 0; i < spares.length; i++) {
+        const n = spareLengths[i];
+        if (n >= 0 && spares[i] === undefined) spares[i] = new Uint8Array(n);
+      }
+    }
+  } catch {
+    // Out of memory: the decoder copies as it would without spares.
+  }
+  wanting.length = 0;
 }

@@ -2,9 +2,14 @@
 // (ipa_proxy_worker.ts) or in a Worker thread (_ipa_thread_worker.ts).
 import { checkIpaModule, IpaModuleError } from "./ipa_module.ts";
 import type { IpaInterfaceSpec } from "./ipa_schema.ts";
-import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import { decodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
 import type { IpcMessage, IpcMessageInit } from "../pipe/ipc_message.ts";
-import type { IpcPipeWorker } from "../pipe/ipc_pipe_worker.ts";
+import {
+  afterNextReply,
+  borrowCallData,
+  type IpcPipeWorker,
+} from "../pipe/ipc_pipe_worker.ts";
+import { prepareSpares, sparesWanted } from "./_ipa_flat_codec.ts";
 import { OwnedFd } from "../fd/owned_fd.ts";
 import {
   CMD_INIT,
@@ -64,7 +69,8 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
             `Cannot emit ${event}: not an event of ${iface!.name}`,
           );
         }
-        const enc = encodeIpa(
+        // Borrowed bytes: emit() copies them into the frame at once.
+        const enc = encodeIpaBorrowed(
           iface!.events[event],
           payload,
           "payload",
@@ -113,6 +119,9 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
     if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
     const params = decodeIpa(def.params, msg.data, fds, "params", method);
+    // The arrays the next call's bytes will take, made once the reply is
+    // out (see _ipa_flat_codec.ts).
+    if (sparesWanted()) afterNextReply(worker, prepareSpares);
     if (TRACE_ON) trace("host.decoded", TRACE_KEY_HOST);
     // The caller sees this text in its IpcRemoteError: name the method.
     const threw = (e: unknown): never => {
@@ -124,7 +133,8 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     const finish = (result: unknown): IpcMessageInit => {
       if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
       if (def.result === undefined) return { cmd: msg.cmd };
-      const enc = encodeIpa(def.result, result, "result", method);
+      // Borrowed bytes: the worker copies them into its reply at once.
+      const enc = encodeIpaBorrowed(def.result, result, "result", method);
       if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
       return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
     };
@@ -139,6 +149,9 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       : finish(result);
   };
 
+  // Messages are decoded before anything else runs on this thread (a
+  // method's nested sync call included), so their bytes may be borrowed.
+  borrowCallData(worker);
   await worker.serve({
     onCall(msg) {
       if (msg.cmd === CMD_WARMUP || msg.cmd === CMD_WARMUP_FLAT) {
@@ -146,7 +159,10 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
           ? WARMUP_METHOD
           : WARMUP_FLAT_METHOD;
         const v = decodeIpa(spec.params, msg.data, msg.ownedFds, "params");
-        return { cmd: msg.cmd, data: encodeIpa(spec.result!, v).data };
+        return {
+          cmd: msg.cmd,
+          data: encodeIpaBorrowed(spec.result!, v).data,
+        };
       }
       if (msg.cmd === CMD_INIT) {
         return init(json.decode<InitRequest>(msg.data)).then((reply) => ({

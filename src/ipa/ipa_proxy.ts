@@ -20,6 +20,7 @@ import {
   DEFAULT_CALL_TIMEOUT,
   type IpcCallOptions,
   IpcPipeUnixSocket,
+  sendSyncBorrowed,
 } from "../pipe/ipc_pipe_unix_socket.ts";
 import type { IpcMessage } from "../pipe/ipc_message.ts";
 import { IpcUnixSocket } from "../ipc/ipc_unix_socket.ts";
@@ -36,7 +37,8 @@ import type {
   IpaMethods,
   IpaMethodSpec,
 } from "./ipa_schema.ts";
-import { decodeIpa, encodeIpa } from "./ipa_serializer.ts";
+import { decodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
+import { prepareSpares, sparesWanted } from "./_ipa_flat_codec.ts";
 import { type IpaProxyState, IpaStateError } from "./ipa_state.ts";
 import { checkProxyArgs } from "./_ipa_options.ts";
 import { crashReportBuffer, readCrashReport } from "./_ipa_thread_crash.ts";
@@ -653,7 +655,12 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     if (!def.sync) {
       return (params) => {
         this.#checkCallable(action, false);
-        const enc = encodeIpa(def.params, params ?? {}, "params", method);
+        const enc = encodeIpaBorrowed(
+          def.params,
+          params ?? {},
+          "params",
+          method,
+        );
         try {
           this.#pipe.sendAsync({ cmd, data: enc.data, fds: enc.fds });
         } catch (e) {
@@ -664,12 +671,23 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
     return (params) => {
       this.#checkCallable(action, true);
       if (TRACE_ON) trace("ipa.call", TRACE_KEY_PROXY);
-      const enc = encodeIpa(def.params, params ?? {}, "params", method);
+      const enc = encodeIpaBorrowed(
+        def.params,
+        params ?? {},
+        "params",
+        method,
+      );
       let reply;
       try {
-        reply = this.#pipe.sendSync(
+        // The reply's bytes are borrowed: decoded below, before anything
+        // else receives on this thread.
+        reply = sendSyncBorrowed(
+          this.#pipe,
           { cmd, data: enc.data, fds: enc.fds },
           callOptions,
+          // The arrays the result's bytes will take, made while the IPA
+          // works (see _ipa_flat_codec.ts).
+          sparesWanted() ? prepareSpares : undefined,
         );
         if (TRACE_ON) trace("ipa.replied", TRACE_KEY_PROXY);
       } catch (e) {

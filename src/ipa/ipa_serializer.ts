@@ -668,14 +668,34 @@ export function encodeIpa(
   path = "value",
   owner?: string,
 ): IpaEncoded {
+  const enc = encodeIpaBorrowed(type, value, path, owner);
+  // Bytes of its own for the caller (the flat encoder lends its buffer).
+  if (enc.borrowed) enc.data = enc.data.slice();
+  return { data: enc.data, fds: enc.fds };
+}
+
+/**
+ * {@linkcode encodeIpa} for a caller inside isola that copies the bytes at
+ * once (into a frame): `borrowed` says they are a view of the flat
+ * encoder's scratch buffer, valid until its next use, instead of bytes of
+ * their own (src/common/_bytes.ts). Not exported from mod.ts.
+ */
+export function encodeIpaBorrowed(
+  type: IpaType,
+  value: unknown,
+  path = "value",
+  owner?: string,
+): { data: Uint8Array; fds: FdLike[]; borrowed: boolean } {
   const plan = flatPlan(type);
   if (plan !== null) {
     const flat = encodeFlat(plan, value);
-    if (flat !== null) return flat;
+    if (flat !== null) {
+      return { data: flat.data, fds: flat.fds, borrowed: true };
+    }
   }
   const enc = new Encoder(path, owner);
   enc.value(type, value);
-  return { data: enc.result(), fds: enc.fds };
+  return { data: enc.result(), fds: enc.fds, borrowed: false };
 }
 
 class Decoder {

@@ -1,4 +1,10 @@
-import { assertEquals, assertNotEquals, assertThrows } from "@std/assert";
+import {
+  assertEquals,
+  assertNotEquals,
+  assertNotStrictEquals,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
 import {
   createMemfd,
   decodeIpa,
@@ -7,7 +13,13 @@ import {
   type OwnedFd,
   T,
 } from "../../mod.ts";
-import { flatPlan } from "../../src/ipa/_ipa_flat_codec.ts";
+import {
+  decodeFlat,
+  flatPlan,
+  prepareSpares,
+  SPARE_MAX,
+  sparesWanted,
+} from "../../src/ipa/_ipa_flat_codec.ts";
 
 const Flat = T.struct({
   b: T.bool,
@@ -119,4 +131,52 @@ Deno.test("the flat codec passes descriptors in order, and leaves other orders t
   assertEquals([got2.a, got2.b], [d, c]);
   c.close();
   d.close();
+});
+
+Deno.test("the flat decoder takes a spare array made ahead for a bytes field of the length it saw last, and hands each out once", () => {
+  const Stats = T.struct({ frame: T.u32, stats: T.bytes, more: T.bytes });
+  const plan = flatPlan(Stats)!;
+  const encode = (frame: number, stats: number[], more: number[]) =>
+    encodeIpa(Stats, {
+      frame,
+      stats: new Uint8Array(stats),
+      more: new Uint8Array(more),
+    }).data;
+  prepareSpares(); // whatever other tests left wanting
+  assertEquals(sparesWanted(), false);
+
+  // First decoding: no spares yet; it asks for some of these lengths.
+  const first = decodeFlat(plan, encode(1, [1, 2, 3], [9]), [])!;
+  assertEquals(first.stats, new Uint8Array([1, 2, 3]));
+  assertEquals(sparesWanted(), true);
+  prepareSpares();
+  assertEquals(sparesWanted(), false);
+  const [spareStats, spareMore] = [plan.spares[1]!, plan.spares[2]!];
+  assertEquals([spareStats.length, spareMore.length], [3, 1]);
+
+  // Same lengths: the decoder fills and hands over the spares.
+  const second = decodeFlat(plan, encode(2, [4, 5, 6], [8]), [])!;
+  assertStrictEquals(second.stats, spareStats);
+  assertStrictEquals(second.more, spareMore);
+  assertEquals(second.stats, new Uint8Array([4, 5, 6]));
+  assertEquals(second.more, new Uint8Array([8]));
+  assertEquals([plan.spares[1], plan.spares[2]], [undefined, undefined]);
+  // Nothing made ahead now: the next decoding copies into arrays of its
+  // own, and never into the ones handed out.
+  const third = decodeFlat(plan, encode(3, [7, 7, 7], [7]), [])!;
+  assertEquals(second.stats, new Uint8Array([4, 5, 6]));
+  assertNotStrictEquals(third.stats, second.stats);
+
+  // Another length: the spare is not used, and the next one has the new
+  // length.
+  prepareSpares();
+  const fourth = decodeFlat(plan, encode(4, [1, 2, 3, 4], [5]), [])!;
+  assertEquals(fourth.stats, new Uint8Array([1, 2, 3, 4]));
+  assertEquals((fourth.stats as Uint8Array).buffer.byteLength, 4);
+  prepareSpares();
+  assertEquals(plan.spares[1]!.length, 4);
+  // Longer than SPARE_MAX: never made ahead.
+  decodeFlat(plan, encode(5, new Array(SPARE_MAX + 1).fill(1), [5]), []);
+  prepareSpares();
+  assertEquals(plan.spares[1], undefined);
 });

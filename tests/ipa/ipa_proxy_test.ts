@@ -99,6 +99,31 @@ for (const placement of ["thread", "isolated"] as const) {
   );
 
   testIn(placement)(
+    `IpaProxy (${placement}): bytes in results and parameters are the receiver's own, call after call`,
+    async () => {
+      await clean(async () => {
+        await using ipa = await create(placement);
+        const bytes = (...b: number[]) => new Uint8Array(b);
+        // Same lengths each call: the paths that lend their buffers reuse
+        // one view per length, so any alias would show here.
+        const first = ipa.swap({ frame: 1, data: bytes(1, 2, 3) });
+        assertEquals(first, { frame: 1, previous: bytes() });
+        const second = ipa.swap({ frame: 2, data: bytes(4, 5, 6) });
+        // The IPA kept call 1's bytes while call 2 was received.
+        assertEquals(second, { frame: 2, previous: bytes(1, 2, 3) });
+        const third = ipa.swap({ frame: 3, data: bytes(7, 8, 9) });
+        assertEquals(third, { frame: 3, previous: bytes(4, 5, 6) });
+        // The caller's results outlive the next calls, in buffers of their
+        // own.
+        assertEquals(second.previous, bytes(1, 2, 3));
+        assertEquals(second.previous.byteOffset, 0);
+        assertEquals(second.previous.buffer.byteLength, 3);
+        assert(second.previous.buffer !== third.previous.buffer);
+      });
+    },
+  );
+
+  testIn(placement)(
     `IpaProxy (${placement}): async calls are queued in order; their events arrive on the event loop`,
     async () => {
       await clean(async () => {

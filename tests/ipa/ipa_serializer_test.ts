@@ -10,6 +10,7 @@ import { type IpaType, type IpaValue, T } from "../../src/ipa/ipa_schema.ts";
 import {
   decodeIpa,
   encodeIpa,
+  encodeIpaBorrowed,
   IpaDecodeError,
   type IpaDecodeErrorReason,
 } from "../../src/ipa/ipa_serializer.ts";
@@ -807,4 +808,27 @@ Deno.test("encodeIpa() and decodeIpa() name the value's owner in their errors wh
     d.message.startsWith("Cannot decode params.a of Echo.ping: "),
     d.message,
   );
+});
+
+Deno.test("`encodeIpa()` gives bytes of their own; `encodeIpaBorrowed()` lends the flat encoder's buffer and says so", () => {
+  const Frame = T.struct({ frame: T.u32, stats: T.bytes });
+  const first = encodeIpa(Frame, { frame: 1, stats: new Uint8Array([1, 2]) });
+  const second = encodeIpa(Frame, { frame: 2, stats: new Uint8Array([3, 4]) });
+  assertEquals([...first.data], [...u32(1), ...u32(2), 1, 2]);
+  assertEquals([...second.data], [...u32(2), ...u32(2), 3, 4]);
+  assert(first.data.buffer !== second.data.buffer);
+
+  const lent = encodeIpaBorrowed(Frame, { frame: 5, stats: new Uint8Array(2) });
+  assert(lent.borrowed, "a flat struct: the scratch buffer's view");
+  const again = encodeIpaBorrowed(Frame, {
+    frame: 6,
+    stats: new Uint8Array(2),
+  });
+  assertEquals(lent.data.buffer, again.data.buffer);
+  assertEquals(lent.data[0], 6, "a borrowed view shows the last encoding");
+  // Not a flat struct: the general encoder's bytes, its own.
+  const Nested = T.struct({ inner: T.struct({ x: T.u8 }) });
+  const own = encodeIpaBorrowed(Nested, { inner: { x: 1 } });
+  assert(!own.borrowed);
+  assertEquals([...own.data], [1]);
 });
