@@ -178,6 +178,7 @@ export function checkProxyArgs(
   checkEnv(o.env, "env", fail);
   checkFilesystem(o.filesystem, "filesystem", fail);
   checkCount(o.warmUp, "warmUp", fail);
+  checkBoolean(o.keepWarm, "keepWarm", fail);
   checkPathOrFalse(o.config, "config", fail);
   checkPathOrFalse(o.lock, "lock", fail);
 }
@@ -210,6 +211,7 @@ export function checkManagerOptions(options: unknown): void {
   checkEnv(o.env, "env", fail);
   checkFilesystem(o.filesystem, "filesystem", fail);
   checkCount(o.warmUp, "warmUp", fail);
+  checkBoolean(o.keepWarm, "keepWarm", fail);
   checkPathOrFalse(o.config, "config", fail);
   checkPathOrFalse(o.lock, "lock", fail);
 }

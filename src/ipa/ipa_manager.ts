@@ -65,6 +65,7 @@ export interface IpaManagerOptions extends
     | "lock"
     | "timeout"
     | "warmUp"
+    | "keepWarm"
   > {
   /** Directories to search, before those of `ISOLA_IPA_MODULE_PATH`. */
   modulePath?: readonly string[];
@@ -227,6 +228,7 @@ export class IpaManager {
       config: o.config,
       lock: o.lock,
       warmUp: o.warmUp,
+      keepWarm: o.keepWarm,
     };
     const problems: IpaModuleError[] = [];
     for (const m of await this.modules()) {

@@ -358,6 +358,8 @@ export const IPA_RESERVED_NAMES: Readonly<{
     "connectModule",
     "warmUp",
     "warmUpOrClose",
+    "keepWarm",
+    "warmCalls",
     "then",
     "constructor",
   ]),

@@ -260,6 +260,7 @@ Deno.test("IpaManager and verifyIpaModule() refuse a malformed trusted key (Rang
     [{ config: true }, "options.config"],
     [{ lock: 1 }, "options.lock"],
     [{ warmUp: "many" }, "options.warmUp"],
+    [{ keepWarm: "yes" }, "options.keepWarm"],
   ];
   for (const [options, names] of cases) {
     const err = assertThrows(

@@ -571,6 +571,12 @@ usernsTest(
           "options.warmUp",
         );
       }
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () => IpaProxyIsolated.create(TestIpa, MODULE, { keepWarm: 1 as any }),
+        TypeError,
+        "options.keepWarm",
+      );
       await using ipa = await IpaProxyIsolated.create(TestIpa, MODULE, {
         warmUp: 0,
       });
@@ -589,3 +595,34 @@ Deno.test("IpaProxy warm-up round trips leave the IPA stopped and emit nothing",
     assertEquals(ipa.init({ name: "y" }), { greeting: "hello y" });
   });
 });
+
+for (const placement of ["thread", "isolated"] as const) {
+  testIn(placement)(
+    `IpaProxy (${placement}): sync calls at a steady cadence get a warm call before each, which the IPA never sees; keepWarm: false makes none`,
+    async () => {
+      await clean(async () => {
+        for (const keepWarm of [true, false]) {
+          await using ipa = await create(placement, MODULE, {
+            warmUp: 0,
+            keepWarm,
+          });
+          let previous = new Uint8Array(0);
+          for (let frame = 0; frame < 12; frame++) {
+            if (frame > 0) await sleep(25);
+            const data = new Uint8Array([frame, 7]);
+            // The method answers the bytes of its previous call: the warm
+            // calls never reach it.
+            assertEquals(ipa.swap({ frame, data }), { frame, previous });
+            previous = data;
+          }
+          const warm = (ipa as unknown as { warmCalls: number }).warmCalls;
+          // One per gap after the first; a timer that fires late on a
+          // loaded machine may miss some.
+          if (keepWarm) assert(warm >= 2 && warm <= 11, `${warm}`);
+          else assertEquals(warm, 0);
+        }
+        // Closed proxies leave no timer armed (the sanitizer checks).
+      });
+    },
+  );
+}
