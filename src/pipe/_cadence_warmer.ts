@@ -55,6 +55,8 @@ export class CadenceWarmer {
   #closed = false;
   /** Warm calls made (for tests and traces). */
   warmCalls = 0;
+  /** Times the timer fired (for tests). */
+  fires = 0;
 
   constructor(warm: () => boolean) {
     this.#warm = warm;
@@ -94,6 +96,7 @@ export class CadenceWarmer {
 
   #fire = (): void => {
     this.#timer = 0;
+    this.fires++;
     const period = this.#period;
     if (this.#closed || period === 0) return;
     const now = performance.now();
@@ -121,7 +124,10 @@ export class CadenceWarmer {
   #arm(now: number): void {
     const period = this.#period;
     let due = this.#last + period - WARM_LEAD_MS;
-    if (this.#warmedFor === this.#last || due <= now) due += period;
+    if (this.#warmedFor === this.#last) due += period;
+    // Never due now: a timer of 0 ms would fire again and again until the
+    // warmer goes quiet.
+    while (due <= now) due += period;
     // A number in Deno (Node's typings say an object).
     this.#timer = Number(setTimeout(this.#fire, Math.max(0, due - now)));
     Deno.unrefTimer(this.#timer);

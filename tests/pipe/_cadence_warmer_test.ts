@@ -40,8 +40,11 @@ Deno.test("CadenceWarmer makes one warm call before each call of a steady cadenc
   // The calls stop: at most the one warm call already due, then nothing
   // (and no timer left, which the sanitizer checks when the test ends).
   const before = w.warmCalls;
+  const fired = w.fires;
   await sleep(5 * PERIOD_MS);
   assert(w.warmCalls - before <= 1);
+  // A timer per period at most, until quiet (never one firing at once).
+  assert(w.fires - fired <= 5, `${w.fires - fired}`);
   const quiet = w.warmCalls;
   await sleep(3 * PERIOD_MS);
   assertEquals(w.warmCalls, quiet);
