@@ -146,13 +146,14 @@ for (const [i, c] of cases.entries()) {
 }
 
 globalThis.addEventListener("unload", () => {
+  // On stderr: `deno bench --json` keeps stdout for its JSON.
   const mb = (b: number) => `${(b / (1 << 20)).toFixed(1)} MiB`;
-  console.log(
+  console.error(
     `\n${TICK_MS} ms timer, worst lateness (idle: ${idleLag.toFixed(1)} ms):`,
   );
   for (const c of cases) {
     const lags = c.lags;
-    console.log(
+    console.error(
       `  ${c.name}: ${Math.max(...lags).toFixed(1)} ms ` +
         `(median of floods ${
           [...lags].sort((a, b) => a - b)[lags.length >> 1].toFixed(1)
