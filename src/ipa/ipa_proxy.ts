@@ -38,7 +38,7 @@ import type {
   IpaMethodSpec,
 } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
-import { prepareSpares, sparesWanted } from "./_ipa_flat_codec.ts";
+import { flatPlan, prepareSpares, sparesWanted } from "./_ipa_flat_codec.ts";
 import { type IpaProxyState, IpaStateError } from "./ipa_state.ts";
 import { checkProxyArgs } from "./_ipa_options.ts";
 import { CadenceWarmer, WARM_LEAD_MS } from "../pipe/_cadence_warmer.ts";
@@ -137,6 +137,10 @@ export interface IpaProxyOptions {
  * (the rest use a warm-up deadline of their own).
  */
 const WARMUP_FRAME_EVERY = 8;
+
+/** Kinds of warm call (see IpaProxy.keepWarm()). */
+const WARM_FLAT = 0;
+const WARM_GENERAL = 1;
 
 /** Trace key of the proxy's own hops (the pipe's are keyed by cookie). */
 const TRACE_KEY_PROXY = -1;
@@ -548,17 +552,28 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
   protected keepWarm(): void {
     if (this.#warmer !== null) return;
     // A warm call waits no longer than the lead it has over the next
-    // frame: a busy IPA costs a frame at most that, then a back-off.
-    const warm = this.#method(
+    // frame: a busy IPA costs a frame at most that, then a back-off. It
+    // takes the codec of the last real call: flat structs, or the general
+    // walker (a method with an array, a map, a nested struct...).
+    const options = { timeout: WARM_LEAD_MS };
+    const flat = this.#method(
       "warm-up",
       CMD_WARMUP_FLAT,
       WARMUP_FLAT_METHOD,
-      { timeout: WARM_LEAD_MS },
+      options,
       false,
     );
-    const warmer = new CadenceWarmer(() => {
+    const general = this.#method(
+      "warm-up",
+      CMD_WARMUP,
+      WARMUP_METHOD,
+      options,
+      false,
+    );
+    const warmer = new CadenceWarmer((kind) => {
       try {
-        warm(WARMUP_FLAT_VALUE);
+        if (kind === WARM_GENERAL) general(WARMUP_VALUE);
+        else flat(WARMUP_FLAT_VALUE);
         return true;
       } catch (e) {
         // A late reply is dropped by the pipe; anything else (the IPA is
@@ -715,10 +730,17 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
         }
       };
     }
+    // Which warm-up call warms this method's codec (see keepWarm()).
+    const warmKind = flatPlan(def.params) !== null &&
+        (def.result === undefined || flatPlan(def.result) !== null)
+      ? WARM_FLAT
+      : WARM_GENERAL;
     return (params) => {
       this.#checkCallable(action, true);
       if (TRACE_ON) trace("ipa.call", TRACE_KEY_PROXY);
-      if (paced && this.#warmer !== null) this.#warmer.note(performance.now());
+      if (paced && this.#warmer !== null) {
+        this.#warmer.note(performance.now(), warmKind);
+      }
       const enc = encodeIpaBorrowed(
         def.params,
         params ?? {},

@@ -36,12 +36,16 @@ const QUIET_PERIODS = 3;
 const BACKOFF_FRAMES = 16;
 
 /**
- * Makes a warm call before each expected sync call. `warm()` makes one
+ * Makes a warm call before each expected sync call. `warm(kind)` makes one
  * round trip through the same path as the real calls and returns whether
- * it succeeded; it must not throw.
+ * it succeeded; it must not throw. `kind` is what the last real call said
+ * about itself (for a caller whose calls take different paths: the IPA
+ * proxy tells flat-struct calls from those of the general codec).
  */
 export class CadenceWarmer {
-  readonly #warm: () => boolean;
+  readonly #warm: (kind: number) => boolean;
+  /** The kind of the last real call. */
+  #kind = 0;
   /** `performance.now()` at the start of the last real call. */
   #last = -Infinity;
   /** The learnt gap between calls, ms (0: no cadence yet). */
@@ -58,12 +62,16 @@ export class CadenceWarmer {
   /** Times the timer fired (for tests). */
   fires = 0;
 
-  constructor(warm: () => boolean) {
+  constructor(warm: (kind: number) => boolean) {
     this.#warm = warm;
   }
 
-  /** To be called at the start of every real call, with `performance.now()`. */
-  note(now: number): void {
+  /**
+   * To be called at the start of every real call, with `performance.now()`
+   * and the call's kind (0 unless the caller has kinds).
+   */
+  note(now: number, kind = 0): void {
+    this.#kind = kind;
     const gap = now - this.#last;
     this.#last = now;
     if (gap < WARM_MIN_PERIOD_MS) return; // a burst: the cadence stands
@@ -114,7 +122,7 @@ export class CadenceWarmer {
       if (this.#backoff > 0) this.#backoff--;
       else {
         this.warmCalls++;
-        if (!this.#warm()) this.#backoff = BACKOFF_FRAMES;
+        if (!this.#warm(this.#kind)) this.#backoff = BACKOFF_FRAMES;
       }
     }
     this.#arm(performance.now());

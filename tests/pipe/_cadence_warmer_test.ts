@@ -52,10 +52,10 @@ Deno.test("CadenceWarmer makes one warm call before each call of a steady cadenc
   w.close();
 });
 
-Deno.test("CadenceWarmer warms nothing for gaps outside its range, and a burst within a frame keeps the cadence", async () => {
+Deno.test("CadenceWarmer warms nothing for gaps outside its range, and a burst within a frame keeps the cadence and the kind of its last call", async () => {
   const log: string[] = [];
-  const w = new CadenceWarmer(() => {
-    log.push("warm");
+  const w = new CadenceWarmer((kind) => {
+    log.push(`warm ${kind}`);
     return true;
   });
   // Back to back: too close to pay.
@@ -68,16 +68,17 @@ Deno.test("CadenceWarmer warms nothing for gaps outside its range, and a burst w
   w.note(t);
   w.note(t + WARM_MAX_PERIOD_MS + 1);
   assertEquals(w.period, 0);
-  // Two calls per frame: the short gap inside the frame is ignored.
+  // Two calls per frame: the short gap inside the frame is ignored, and
+  // the warm call is of the kind of the frame's last call.
   for (let i = 0; i < 6; i++) {
     if (i > 0) await sleep(PERIOD_MS);
-    w.note(performance.now());
-    w.note(performance.now());
+    w.note(performance.now(), 0);
+    w.note(performance.now(), 1);
   }
   assert(w.period > WARM_MIN_PERIOD_MS, `${w.period}`);
   assert(w.warmCalls >= 1, `${w.warmCalls}`);
   w.close();
-  assertEquals(log.filter((e) => e === "warm").length, w.warmCalls);
+  assertEquals(log.filter((e) => e === "warm 1").length, w.warmCalls);
 });
 
 Deno.test("CadenceWarmer backs off after a failed warm call, and close() disarms it", async () => {
