@@ -94,6 +94,7 @@ export {
 } from "./src/process/deno_command.ts";
 export {
   IPC_ERROR_CMD,
+  IPC_PING_CMD,
   IpcMessage,
   type IpcMessageInit,
 } from "./src/pipe/ipc_message.ts";

@@ -6,7 +6,8 @@
 //   deno run ... bench/_cadence_ab_driver.ts ROOT MODE CALLS BACK_TO_BACK
 //
 // MODE: ffi (the minimal Deno FFI pair), blocking / serve (isola sendSync
-// -> serveBlocking() / serve()), ipa (the isolated IPA proxy), and three
+// -> serveBlocking() / serve()), blocking-warm / serve-warm (the same with
+// the pipe's keepWarm), ipa (the isolated IPA proxy), and three
 // that take the path apart: sync-echo (isola sendSync -> the minimal Deno
 // echo child: the parent's side alone), ffi-worker (the minimal Deno parent
 // -> an isola serveBlocking() worker: the worker's side alone), stub (the
@@ -62,6 +63,10 @@ async function contender(): Promise<Runner> {
   if (mode === "ffi") return C.ffiPair(1);
   if (mode === "blocking" || mode === "serve") {
     return C.pipePair(mode, 1, mode);
+  }
+  if (mode === "blocking-warm" || mode === "serve-warm") {
+    const base = mode === "blocking-warm" ? "blocking" : "serve";
+    return C.pipePair(mode, 1, base, undefined, true);
   }
   if (mode === "ipa") return await C.ipaPair(1);
   const echo = ["run", "--allow-ffi", `${root}/bench/_cadence_ffi_echo.ts`];

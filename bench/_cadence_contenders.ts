@@ -130,6 +130,7 @@ export function pipePair(
   pipes: number,
   mode: "blocking" | "serve",
   spin?: number,
+  keepWarm?: boolean,
 ): Contender {
   const list: IpcPipeUnixSocket[] = [];
   for (let i = 0; i < pipes; i++) {
@@ -145,6 +146,7 @@ export function pipePair(
           spin === undefined ? "default" : String(spin),
         ],
         spin,
+        keepWarm,
         timeout: CALL_TIMEOUT_MS,
       }),
     );

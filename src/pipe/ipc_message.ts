@@ -19,6 +19,20 @@ export const IPC_MESSAGE_HEADER_SIZE = 8;
  */
 export const IPC_ERROR_CMD = 0xffffffff;
 
+/**
+ * The command number of a warm-up call (an `IpcPipeUnixSocket` with
+ * `keepWarm`): `IpcPipeWorker` answers it with an empty reply of the same
+ * command without running a handler. Not usable as a normal command.
+ *
+ * @example
+ * ```ts
+ * import { IPC_PING_CMD } from "@isola/isola";
+ *
+ * console.log(IPC_PING_CMD.toString(16)); // fffffffe
+ * ```
+ */
+export const IPC_PING_CMD = 0xfffffffe;
+
 /** What a message is made of; every field optional. */
 export interface IpcMessageInit {
   /** The command number (0 to 2^32 - 1). Default 0. */

@@ -34,6 +34,7 @@ import { close as closeFd } from "../../ffi/unistd.ts";
 import {
   encodeMessage,
   IPC_ERROR_CMD,
+  IPC_PING_CMD,
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
@@ -58,6 +59,7 @@ import {
   type SyncRead,
 } from "./_sync_reader.ts";
 import { AdaptiveSpin } from "./_adaptive_spin.ts";
+import { CadenceWarmer, WARM_LEAD_MS } from "./_cadence_warmer.ts";
 import {
   E_GEN,
   E_LOCK,
@@ -95,6 +97,9 @@ export let sendSyncBorrowed: (
   options?: IpcCallOptions,
   whileWaiting?: () => void,
 ) => IpcMessage;
+
+/** Warm calls made so far by a pipe's `keepWarm` (for tests; not in mod.ts). */
+export let pipeWarmCalls: (pipe: IpcPipeUnixSocket) => number;
 
 /**
  * Default receive window of a pipe: how many messages from the worker the
@@ -154,7 +159,24 @@ export interface IpcPipeOptions {
    * {@linkcode DEFAULT_RECEIVE_WINDOW}; `Infinity` turns flow control off.
    */
   receiveWindow?: number;
+  /**
+   * Keep sync calls that come at a steady cadence (a camera's frames)
+   * fast: while they do, the pipe makes one warm-up call
+   * ({@linkcode IPC_PING_CMD}) from a timer 3 ms before the next call is
+   * due, so that the call finds both sides' code and pages warm (after
+   * 33 ms idle a call takes several times its back-to-back time; see
+   * docs/cadence.md). It costs one small round trip per frame, off the
+   * frame's path; a warm call that times out (3 ms) counts in
+   * {@linkcode IpcPipeUnixSocket.lateReplies} when its reply comes.
+   * Default `false`: the worker must answer the ping, as
+   * {@linkcode IpcPipeWorker} does (an IPA proxy warms its own calls).
+   */
+  keepWarm?: boolean;
 }
+
+/** The warmer's call and its deadline. */
+const PING: IpcMessageInit = Object.freeze({ cmd: IPC_PING_CMD });
+const WARM_CALL: IpcCallOptions = Object.freeze({ timeout: WARM_LEAD_MS });
 
 /** Options of one call. */
 export interface IpcCallOptions {
@@ -247,6 +269,28 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   #credits = 0; // delivered items not yet given back to the receiver
   #creditTimer?: ReturnType<typeof setTimeout>;
   #closed?: Promise<void>;
+  /** Warms the sync path before each expected call (null: off). */
+  readonly #warmer: CadenceWarmer | null;
+  /** Whether the call under way is the warmer's (IPC_PING_CMD allowed). */
+  #pinging = false;
+
+  /**
+   * The warmer's call: a ping through the same path as a sync call,
+   * waiting no longer than the lead it has over the next call. A late
+   * reply is dropped; a pipe that is gone or closed ends warming.
+   */
+  #warmCall = (): boolean => {
+    this.#pinging = true;
+    try {
+      this.#sendSync(PING, WARM_CALL, true)[Symbol.dispose]();
+      return true;
+    } catch (e) {
+      if (!(e instanceof IpcTimeoutError)) this.#warmer?.close();
+      return false;
+    } finally {
+      this.#pinging = false;
+    }
+  };
 
   /**
    * Starts `path` as the worker and connects to it; or, given a bound
@@ -268,6 +312,15 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     this.#spin = checkTimeout(options.spin, DEFAULT_SPIN_US);
     this.#sendTimeout = checkTimeout(options.sendTimeout, DEFAULT_SEND_TIMEOUT);
     const window = checkWindow(options.receiveWindow);
+    if (
+      options.keepWarm !== undefined && typeof options.keepWarm !== "boolean"
+    ) {
+      throw new TypeError(
+        `Cannot connect pipe: options.keepWarm must be a boolean, not ${typeof options
+          .keepWarm}`,
+      );
+    }
+    this.#warmer = options.keepWarm ? new CadenceWarmer(this.#warmCall) : null;
     if (path instanceof IpcUnixSocket) {
       if (path.state !== "open") {
         throw new TypeError(`Cannot connect pipe: the socket is ${path.state}`);
@@ -375,8 +428,10 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
 
   #encode(init: IpcMessageInit, cookie: number, action: string) {
     const msg = new IpcMessage(init, cookie);
-    if (msg.cmd === IPC_ERROR_CMD) {
-      throw new RangeError(`${action}: cmd ${IPC_ERROR_CMD} is reserved`);
+    if (
+      msg.cmd === IPC_ERROR_CMD || (msg.cmd === IPC_PING_CMD && !this.#pinging)
+    ) {
+      throw new RangeError(`${action}: cmd ${msg.cmd} is reserved`);
     }
     return encodeMessage(msg.cmd, cookie, msg.data, msg.fds);
   }
@@ -434,6 +489,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   static {
     sendSyncBorrowed = (pipe, msg, options, whileWaiting) =>
       pipe.#sendSync(msg, options, true, whileWaiting ?? null);
+    pipeWarmCalls = (pipe) => pipe.#warmer?.warmCalls ?? 0;
   }
 
   #sendSync(
@@ -445,6 +501,9 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     const cmd = msg.cmd ?? 0;
     // A caller that blocks anyway waits (briefly) for the exit report.
     if (this.#life.state !== "open") this.#life.checkSync(`Cannot call ${cmd}`);
+    if (this.#warmer !== null && !this.#pinging) {
+      this.#warmer.note(performance.now());
+    }
     // No options object is made per call when the caller passes none.
     const timeout = options?.timeout === undefined
       ? this.#timeout
@@ -455,7 +514,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     // after them, within this call's deadline).
     if (
       fast === null || this.#queue.length > 0 || !Number.isInteger(cmd) ||
-      cmd < 0 || cmd >= IPC_ERROR_CMD || (data !== undefined &&
+      cmd < 0 || cmd >= IPC_ERROR_CMD ||
+      (cmd === IPC_PING_CMD && !this.#pinging) || (data !== undefined &&
         (!(data instanceof Uint8Array) || data.length > FAST_DATA_MAX)) ||
       (msg.fds !== undefined && msg.fds.length > MAX_FDS_PER_MESSAGE)
     ) {
@@ -806,6 +866,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   close(options: { grace?: number } = {}): Promise<void> {
     const grace = checkTimeout(options.grace, DEFAULT_CLOSE_GRACE);
     this.#closed ??= (async () => {
+      this.#warmer?.close();
       this.#life.closing();
       this.#receiver.remove(this.#id);
       await this.#queue.stop();

@@ -8,6 +8,7 @@ import { IpcClosedError, IpcProtocolError } from "../common/errors.ts";
 import {
   encodeMessage,
   IPC_ERROR_CMD,
+  IPC_PING_CMD,
   IpcMessage,
   type IpcMessageInit,
 } from "./ipc_message.ts";
@@ -94,6 +95,7 @@ const MAX_MESSAGE_SIZE = 1 << 30;
 const NO_FDS: readonly number[] = Object.freeze([]);
 /** The descriptors of a message that has none (shared, frozen). */
 const NO_OWNED_FDS: readonly OwnedFd[] = Object.freeze([]);
+const NO_BYTES = new Uint8Array(0);
 
 /**
  * Answers a call: returns (or resolves to) the reply. A throw becomes an
@@ -508,6 +510,12 @@ export class IpcPipeWorker implements Disposable {
     fds: readonly FdLike[],
     handlers: IpcPipeWorkerHandlers,
   ): void | Promise<void> {
+    if (cmd === IPC_PING_CMD && cookie !== 0) {
+      // A warm-up call (an owner's keepWarm): answered here, no handler.
+      for (const fd of fds) if (fd instanceof OwnedFd) fd.close();
+      this.#reply(IPC_PING_CMD, cookie, NO_BYTES, NO_OWNED_FDS);
+      return;
+    }
     const msg = new IpcMessage({ cmd, data, fds }, cookie);
     let r;
     try {

@@ -14,7 +14,10 @@ import {
   IpcTimeoutError,
   readFd,
 } from "../../mod.ts";
-import { sendSyncBorrowed } from "../../src/pipe/ipc_pipe_unix_socket.ts";
+import {
+  pipeWarmCalls,
+  sendSyncBorrowed,
+} from "../../src/pipe/ipc_pipe_unix_socket.ts";
 import {
   pattern,
   procExists,
@@ -30,6 +33,7 @@ const FIXTURE = fromFileUrl(
 const RECEIVER =
   new URL("../../src/pipe/_receiver_worker.ts", import.meta.url).href;
 const u32 = (n: number) => new Uint8Array(new Uint32Array([n]).buffer);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const readU32 = (d: Uint8Array) =>
   new DataView(d.buffer, d.byteOffset).getUint32(0, true);
 
@@ -37,6 +41,7 @@ interface Start {
   blocking?: boolean;
   isolate?: boolean;
   timeout?: number;
+  keepWarm?: boolean;
 }
 
 function startPipe(opts: Start = {}): IpcPipeUnixSocket {
@@ -50,6 +55,7 @@ function startPipe(opts: Start = {}): IpcPipeUnixSocket {
     ],
     isolate: opts.isolate,
     timeout: opts.timeout ?? 10_000,
+    keepWarm: opts.keepWarm,
   });
 }
 
@@ -365,6 +371,20 @@ Deno.test("`IpcPipeUnixSocket` refuses bad input with typed errors", async () =>
     pids.push(pipe.process.pid!);
     assertThrows(() => pipe.sendSync({ cmd: -1 }), RangeError);
     assertThrows(() => pipe.sendSync({ cmd: 0xffffffff }), RangeError);
+    // The warm-up command is the pipe's own, whatever path a call takes.
+    assertThrows(() => pipe.sendSync({ cmd: 0xfffffffe }), RangeError);
+    assertThrows(
+      () => pipe.sendSync({ cmd: 0xfffffffe, data: new Uint8Array(70_000) }),
+      RangeError,
+    );
+    await assertRejects(() => pipe.call({ cmd: 0xfffffffe }), RangeError);
+    assertThrows(() => pipe.sendAsync({ cmd: 0xfffffffe }), RangeError);
+    assertThrows(
+      // deno-lint-ignore no-explicit-any
+      () => startPipe({ keepWarm: "yes" as any }),
+      TypeError,
+      "options.keepWarm",
+    );
     assertThrows(() => pipe.sendSync({ cmd: 1 }, { timeout: -5 }), RangeError);
     await assertRejects(() => pipe.call({ cmd: 1.5 }), RangeError);
     const ac = new AbortController();
@@ -409,3 +429,34 @@ Deno.test("`IpcPipeUnixSocket`: 64 pipes at once, 1000 interleaved sync and Prom
     }
   });
 });
+
+for (const blocking of [false, true]) {
+  Deno.test(
+    `\`IpcPipeUnixSocket\` with keepWarm: sync calls at a steady cadence get a warm call before each, which a ${
+      blocking ? "serveBlocking()" : "serve()"
+    } worker answers without its handler`,
+    async () => {
+      await clean(async (pids) => {
+        for (const keepWarm of [true, false]) {
+          await using pipe = startPipe({ blocking, keepWarm });
+          pids.push(pipe.process.pid!);
+          // Command 15 answers the bytes of the previous command 15: a warm
+          // call that reached the handler would break the chain.
+          let previous = new Uint8Array(0);
+          for (let frame = 0; frame < 12; frame++) {
+            if (frame > 0) await sleep(25);
+            const data = u32(frame);
+            using reply = pipe.sendSync({ cmd: 15, data });
+            assertEquals(reply.data, previous);
+            previous = data;
+          }
+          const warm = pipeWarmCalls(pipe);
+          // One per gap after the first; a late timer may miss some.
+          if (keepWarm) assert(warm >= 2 && warm <= 11, `${warm}`);
+          else assertEquals(warm, 0);
+        }
+        // Closed pipes leave no timer armed (the sanitizer checks).
+      });
+    },
+  );
+}
