@@ -1,7 +1,7 @@
 // Serves an IPA module over an IPC pipe: in a child process
 // (ipa_proxy_worker.ts) or in a Worker thread (_ipa_thread_worker.ts).
 import { checkIpaModule, IpaModuleError } from "./ipa_module.ts";
-import type { IpaInterfaceSpec } from "./ipa_schema.ts";
+import type { IpaInterfaceSpec, IpaMethodSpec } from "./ipa_schema.ts";
 import { decodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
 import type { IpcMessage, IpcMessageInit } from "../pipe/ipc_message.ts";
 import {
@@ -30,10 +30,33 @@ const TRACE_KEY_HOST = -2;
 
 type Impl = Record<string, (params: unknown) => unknown>;
 
+/** A method as the host runs it: made once, nothing built per call. */
+interface HostMethod {
+  readonly def: IpaMethodSpec;
+  /** `Interface.method`, for errors. */
+  readonly method: string;
+  run(params: unknown): unknown;
+}
+
+/**
+ * The warm-up commands run as methods that answer their parameters, so
+ * that a warm-up call (at start, and the proxy's keepWarm before each
+ * frame) runs the host's method path, not a side road of its own.
+ */
+const WARM_UP: Readonly<Record<number, HostMethod>> = Object.freeze({
+  [CMD_WARMUP]: { def: WARMUP_METHOD, method: "warm-up", run: (p) => p },
+  [CMD_WARMUP_FLAT]: {
+    def: WARMUP_FLAT_METHOD,
+    method: "warm-up",
+    run: (p) => p,
+  },
+});
+
 export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   let iface: IpaInterfaceSpec | undefined;
   let methodNames: string[] = [];
-  let impl: Impl | undefined;
+  /** The interface's methods by command - 1 (empty until init). */
+  let methods: HostMethod[] = [];
 
   const init = async (req: InitRequest): Promise<InitReply> => {
     let ns: unknown;
@@ -99,7 +122,13 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
         `does not implement ${missing.join(", ")} of ${iface.name}`,
       );
     }
-    impl = made as Impl;
+    const impl = made as Impl;
+    const name = iface.name;
+    methods = methodNames.map((m) => ({
+      def: iface!.methods[m],
+      method: `${name}.${m}`,
+      run: (params: unknown) => impl[m](params),
+    }));
     return { info: { ...info } };
   };
 
@@ -107,16 +136,18 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   // leaves the worker's loop without a Promise turn.
   const invoke = (
     msg: IpcMessage,
+    m: HostMethod | undefined,
   ): IpcMessageInit | Promise<IpcMessageInit> => {
-    const name = methodNames[msg.cmd - 1];
-    if (impl === undefined || iface === undefined || name === undefined) {
+    if (m === undefined) {
       for (const fd of msg.ownedFds) fd.close();
       throw new Error(`No IPA method ${msg.cmd}`);
     }
-    const def = iface.methods[name];
-    const method = `${iface.name}.${name}`;
+    const { def, method } = m;
     // The IPA owns them now (the message no longer closes them).
-    const fds = msg.ownedFds.map((fd) => new OwnedFd(fd.release()));
+    const owned = msg.ownedFds;
+    const fds = owned.length === 0
+      ? owned
+      : owned.map((fd) => new OwnedFd(fd.release()));
     if (TRACE_ON) trace("host.invoke", TRACE_KEY_HOST);
     const params = decodeIpa(def.params, msg.data, fds, "params", method);
     // The arrays the next call's bytes will take, made once the reply is
@@ -140,7 +171,7 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
     };
     let result;
     try {
-      result = impl[name](params);
+      result = m.run(params);
     } catch (e) {
       threw(e);
     }
@@ -154,27 +185,19 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   borrowCallData(worker);
   await worker.serve({
     onCall(msg) {
-      if (msg.cmd === CMD_WARMUP || msg.cmd === CMD_WARMUP_FLAT) {
-        const spec = msg.cmd === CMD_WARMUP
-          ? WARMUP_METHOD
-          : WARMUP_FLAT_METHOD;
-        const v = decodeIpa(spec.params, msg.data, msg.ownedFds, "params");
-        return {
-          cmd: msg.cmd,
-          data: encodeIpaBorrowed(spec.result!, v).data,
-        };
-      }
+      const m = methods[msg.cmd - 1] ?? WARM_UP[msg.cmd];
+      if (m !== undefined) return invoke(msg, m);
       if (msg.cmd === CMD_INIT) {
         return init(json.decode<InitRequest>(msg.data)).then((reply) => ({
           cmd: CMD_INIT,
           data: json.encode(reply),
         }));
       }
-      return invoke(msg);
+      return invoke(msg, undefined);
     },
     async onMessage(msg) {
       try {
-        await invoke(msg);
+        await invoke(msg, methods[msg.cmd - 1]);
       } catch (e) {
         // An async method has nobody to throw to: say it on stderr, which
         // the owner captures for crash reports.

@@ -43,8 +43,10 @@ Deno.test("CadenceWarmer makes one warm call before each call of a steady cadenc
   const fired = w.fires;
   await sleep(5 * PERIOD_MS);
   assert(w.warmCalls - before <= 1);
-  // A timer per period at most, until quiet (never one firing at once).
-  assert(w.fires - fired <= 5, `${w.fires - fired}`);
+  // About a timer per period until quiet: 4 here, a few more where a
+  // loaded machine makes the timers late; a timer armed to fire at once,
+  // again and again, fired 18 times.
+  assert(w.fires - fired <= 8, `${w.fires - fired}`);
   const quiet = w.warmCalls;
   await sleep(3 * PERIOD_MS);
   assertEquals(w.warmCalls, quiet);
