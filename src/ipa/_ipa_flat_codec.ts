@@ -406,7 +406,9 @@ export function prepareSpares(): void {
       }
     }
   } catch {
-    // Out of memory: the decoder copies as it would without spares.
+    // Out of memory: the decoder copies as it would without spares, and
+    // every plan may ask again.
+    for (const plan of wanting) plan.wanting = false;
   }
   wanting.length = 0;
 }

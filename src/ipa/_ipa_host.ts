@@ -2,7 +2,7 @@
 // (ipa_proxy_worker.ts) or in a Worker thread (_ipa_thread_worker.ts).
 import { checkIpaModule, IpaModuleError } from "./ipa_module.ts";
 import type { IpaInterfaceSpec, IpaMethodSpec } from "./ipa_schema.ts";
-import { decodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
+import { decodeIpa, encodeIpa, encodeIpaBorrowed } from "./ipa_serializer.ts";
 import type { IpcMessage, IpcMessageInit } from "../pipe/ipc_message.ts";
 import {
   afterNextReply,
@@ -161,11 +161,16 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
         { cause: e },
       );
     };
-    const finish = (result: unknown): IpcMessageInit => {
+    const finish = (result: unknown, own = false): IpcMessageInit => {
       if (TRACE_ON) trace("host.ran", TRACE_KEY_HOST);
       if (def.result === undefined) return { cmd: msg.cmd };
-      // Borrowed bytes: the worker copies them into its reply at once.
-      const enc = encodeIpaBorrowed(def.result, result, "result", method);
+      // Borrowed bytes when the worker copies them into its reply at once
+      // (a method that returned); bytes of their own after a Promise, as
+      // the worker copies them a job later and an encode in between (an
+      // event the IPA emits, say) would overwrite the borrowed ones.
+      const enc = own
+        ? encodeIpa(def.result, result, "result", method)
+        : encodeIpaBorrowed(def.result, result, "result", method);
       if (TRACE_ON) trace("host.encoded", TRACE_KEY_HOST);
       return { cmd: msg.cmd, data: enc.data, fds: enc.fds };
     };
@@ -176,7 +181,7 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
       threw(e);
     }
     return result instanceof Promise
-      ? result.then(finish, threw)
+      ? result.then((r) => finish(r, true), threw)
       : finish(result);
   };
 

@@ -444,6 +444,7 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       this.dispatchEvent(new IpaErrorEvent(e.error));
     });
     pipe.addEventListener("disconnect", (e) => {
+      this.#warmer?.close(); // nothing left to warm
       if (this.#state === "closed" || this.#crashReported) return;
       this.#state = "crashed";
       this.#crashReported = true;

@@ -125,7 +125,8 @@ export class CadenceWarmer {
         if (!this.#warm(this.#kind)) this.#backoff = BACKOFF_FRAMES;
       }
     }
-    this.#arm(performance.now());
+    // The warm call may have closed the warmer (its pipe is gone).
+    if (!this.#closed) this.#arm(performance.now());
   };
 
   /** Arms the timer for the next call not warmed yet. */

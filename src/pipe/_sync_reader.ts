@@ -297,19 +297,25 @@ export function callFast(f: FastPath, c: FastCall): number {
     block.sendHalves(0, 0);
     const step = block.step;
     if (work !== null) {
-      const w = work;
-      work = null;
+      // That crossing only looked.
       if (step === SYNC_STEP.IDLE) {
+        const w = work;
+        work = null;
         w();
         continue;
       }
-      // The reply came before the work: as quick as a spin's catch.
-      if (spinUs > 0) {
-        c.spin.record(spinUs, true);
-        spinUs = 0;
+      if (block.released) {
+        // The reply came before the work (which is left undone): as
+        // quick as a spin's catch.
+        work = null;
+        if (spinUs > 0) {
+          c.spin.record(spinUs, true);
+          spinUs = 0;
+        }
       }
-    }
-    if (spinUs > 0) {
+      // Another record came first: it is read below, and the work and
+      // the spin wait for the next crossings.
+    } else if (spinUs > 0) {
       c.spin.record(spinUs, step === SYNC_STEP.SPIN);
       spinUs = 0; // one spin per call: later waits are for stragglers
     }

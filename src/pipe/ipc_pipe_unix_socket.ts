@@ -847,6 +847,7 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
   }
 
   #markGone(): void {
+    this.#warmer?.close(); // nothing left to warm
     this.#life.markGone((exit) => {
       this.#pending.failAll((call) =>
         new IpcPeerGoneError(`Cannot call ${call.cmd}`, exit)

@@ -101,3 +101,14 @@ Deno.test("CadenceWarmer backs off after a failed warm call, and close() disarms
   await sleep(2 * PERIOD_MS);
   assertEquals(tries, 1);
 });
+
+Deno.test("CadenceWarmer arms no timer once its own warm call closed it (the pipe is gone)", async () => {
+  const w: CadenceWarmer = new CadenceWarmer(() => {
+    w.close();
+    return false;
+  });
+  await paced(w, [], 4);
+  await sleep(3 * PERIOD_MS);
+  assertEquals(w.warmCalls, 1);
+  assertEquals(w.fires, 1); // the warm call's, and none after
+});

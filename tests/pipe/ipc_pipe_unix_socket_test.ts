@@ -362,6 +362,26 @@ Deno.test("`sendSyncBorrowed()` lends the reply's bytes and runs its work betwee
     const held = a.data;
     using _b = sendSyncBorrowed(pipe, { cmd: 1, data: u32(2) });
     assertEquals(readU32(held), 2);
+    // An event sent before the reply: read on the way, kept and delivered
+    // after the call, the reply read whole; the work runs at most once.
+    const events: number[] = [];
+    pipe.addEventListener("recv", (e) => {
+      using m = e.message;
+      events.push(m.cmd);
+    });
+    for (let i = 0; i < 20; i++) {
+      let runs = 0;
+      using r = sendSyncBorrowed(
+        pipe,
+        { cmd: 4, data: u32(i) },
+        undefined,
+        () => runs++,
+      );
+      assertEquals([r.cmd, readU32(r.data)], [4, i]);
+      assert(runs <= 1);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(events, new Array(20).fill(100));
   });
 });
 
