@@ -210,10 +210,15 @@ export class IpcPipeWorker implements Disposable {
    * @param options The send deadline.
    * @throws {IpcClosedError} The parent is gone.
    * @throws {IpcTimeoutError} The parent did not take events in time.
+   * @throws {RangeError} A reserved command ({@linkcode IPC_ERROR_CMD},
+   *   {@linkcode IPC_PING_CMD}).
    */
   emit(msg: IpcMessageInit, options: IpcSendOptions = {}): void {
-    this.#flushHeld();
     const m = new IpcMessage(msg);
+    if (m.cmd >= IPC_PING_CMD) {
+      throw new RangeError(`Cannot emit ${m.cmd}: the command is reserved`);
+    }
+    this.#flushHeld();
     this.#sock.send(encodeMessage(m.cmd, 0, m.data, m.fds), options);
   }
 
@@ -543,7 +548,13 @@ export class IpcPipeWorker implements Disposable {
     try {
       if (cookie === 0) return;
       const r = new IpcMessage(reply ?? { cmd: msg.cmd });
-      this.#reply(r.cmd, cookie, r.data, r.fds);
+      if (r.cmd >= IPC_PING_CMD) {
+        // The caller is told, not sent a reply it would misread.
+        this.#replyError(
+          cookie,
+          new RangeError(`Cannot reply with ${r.cmd}: the command is reserved`),
+        );
+      } else this.#reply(r.cmd, cookie, r.data, r.fds);
       // OwnedFds in a reply are handed over: the peer has its copies now.
       for (const fd of r.fds) if (fd instanceof OwnedFd) fd.close();
     } finally {

@@ -307,6 +307,33 @@ Deno.test("`IpcPipeUnixSocket` turns a throwing handler into IpcRemoteError; the
   });
 });
 
+Deno.test("`IpcPipeWorker` refuses the reserved commands as a reply (the caller gets an IpcRemoteError) and as an event (RangeError)", async () => {
+  await clean(async (pids) => {
+    await using pipe = startPipe();
+    pids.push(pipe.process.pid!);
+    const events: number[] = [];
+    pipe.addEventListener("recv", (e) => {
+      using m = e.message;
+      events.push(m.cmd);
+    });
+    for (const reserved of [0xfffffffe, 0xffffffff]) {
+      const e = assertThrows(
+        () => pipe.sendSync({ cmd: 17, data: u32(reserved) }),
+        IpcRemoteError,
+      );
+      assertEquals(e.cmd, 17);
+      assert(e.remoteMessage.includes("reserved"), e.remoteMessage);
+      using r = pipe.sendSync({ cmd: 18, data: u32(reserved) });
+      assertEquals(new TextDecoder().decode(r.data), "RangeError");
+    }
+    // A normal command still goes both ways.
+    using ok = pipe.sendSync({ cmd: 18, data: u32(42) });
+    assertEquals(new TextDecoder().decode(ok.data), "sent");
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(events, [42]);
+  });
+});
+
 Deno.test("`IpcPipeUnixSocket` carries a handler's IpcCallError code to IpcRemoteError.code", async () => {
   await clean(async (pids) => {
     await using pipe = startPipe();
