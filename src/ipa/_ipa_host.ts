@@ -8,6 +8,7 @@ import {
   afterNextReply,
   borrowCallData,
   type IpcPipeWorker,
+  turnNow,
 } from "../pipe/ipc_pipe_worker.ts";
 import { prepareSpares, sparesWanted } from "./_ipa_flat_codec.ts";
 import { OwnedFd } from "../fd/owned_fd.ts";
@@ -24,6 +25,7 @@ import {
 } from "./_ipa_protocol.ts";
 import { IpcCallError } from "../pipe/ipc_call_error.ts";
 import { trace, TRACE_ON } from "../common/_trace.ts";
+import { WARM_MIN_PERIOD_MS } from "../pipe/_cadence_warmer.ts";
 
 /** Trace key of the host's own hops (the pipe's are keyed by cookie). */
 const TRACE_KEY_HOST = -2;
@@ -36,6 +38,8 @@ interface HostMethod {
   /** `Interface.method`, for errors. */
   readonly method: string;
   run(params: unknown): unknown;
+  /** A built-in warm-up command. */
+  readonly warmUp?: boolean;
 }
 
 /**
@@ -44,11 +48,17 @@ interface HostMethod {
  * frame) runs the host's method path, not a side road of its own.
  */
 const WARM_UP: Readonly<Record<number, HostMethod>> = Object.freeze({
-  [CMD_WARMUP]: { def: WARMUP_METHOD, method: "warm-up", run: (p) => p },
+  [CMD_WARMUP]: {
+    def: WARMUP_METHOD,
+    method: "warm-up",
+    run: (p) => p,
+    warmUp: true,
+  },
   [CMD_WARMUP_FLAT]: {
     def: WARMUP_FLAT_METHOD,
     method: "warm-up",
     run: (p) => p,
+    warmUp: true,
   },
 });
 
@@ -57,6 +67,8 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   let methodNames: string[] = [];
   /** The interface's methods by command - 1 (empty until init). */
   let methods: HostMethod[] = [];
+  /** When the last warm-up call came. */
+  let lastWarmUp = -Infinity;
 
   const init = async (req: InitRequest): Promise<InitReply> => {
     let ns: unknown;
@@ -191,6 +203,13 @@ export async function serveIpa(worker: IpcPipeWorker): Promise<void> {
   await worker.serve({
     onCall(msg) {
       const m = methods[msg.cmd - 1] ?? WARM_UP[msg.cmd];
+      if (m?.warmUp) {
+        // One after a gap is the proxy's keepWarm, a frame's call ~3 ms
+        // away (those at start come back to back).
+        const now = performance.now();
+        if (now - lastWarmUp > WARM_MIN_PERIOD_MS) turnNow(worker);
+        lastWarmUp = now;
+      }
       if (m !== undefined) return invoke(msg, m);
       if (msg.cmd === CMD_INIT) {
         return init(json.decode<InitRequest>(msg.data)).then((reply) => ({
