@@ -289,7 +289,7 @@ export function decodeFlat(
     const size = SIZES[code];
     if (at + size > end) return null;
     // Read through `num`: no DataView made over the caller's bytes.
-    for (let j = 0; j < size; j++) num[j] = data[at + j];
+    copyBytes(num, 0, data, at, size);
     let x: unknown;
     switch (code) {
       case K.BOOL: {

@@ -571,19 +571,10 @@ export class IpaProxy<S extends IpaInterfaceSpec = IpaInterfaceSpec>
       options,
       false,
     );
-    const warmer = new CadenceWarmer((kind) => {
-      try {
-        if (kind === WARM_GENERAL) general(WARMUP_VALUE);
-        else flat(WARMUP_FLAT_VALUE);
-        return true;
-      } catch (e) {
-        // A late reply is dropped by the pipe; anything else (the IPA is
-        // gone or closed) ends warming, and the next real call says why.
-        if (!(e instanceof IpcTimeoutError)) warmer.close();
-        return false;
-      }
+    this.#warmer = new CadenceWarmer((kind) => {
+      if (kind === WARM_GENERAL) general(WARMUP_VALUE);
+      else flat(WARMUP_FLAT_VALUE);
     });
-    this.#warmer = warmer;
   }
 
   /** Warm calls made so far by the `keepWarm` timer (for tests). */

@@ -13,8 +13,10 @@
 // So a warmer learns the gap between calls (from their start times) and,
 // while calls keep that cadence, makes one warm call WARM_LEAD_MS before
 // the next is due. It stops when the calls stop (no timer is left armed
-// past three missed periods) and backs off when a warm call fails. Its
-// timer is unref'd: it never keeps a process alive.
+// past three missed periods), backs off when a warm call times out and
+// ends when one fails otherwise (the peer is gone or closed). Its timer is
+// unref'd: it never keeps a process alive.
+import { IpcTimeoutError } from "../common/errors.ts";
 
 /**
  * How long before the next call is due the warm call is made, ms: Deno's
@@ -32,18 +34,20 @@ export const WARM_MAX_PERIOD_MS = 1000;
 const PERIOD_TOLERANCE = 0.25;
 /** Periods without a call after which the warmer goes quiet. */
 const QUIET_PERIODS = 3;
-/** Frames without warm calls after one failed (timed out, say). */
+/** Frames without warm calls after one timed out. */
 const BACKOFF_FRAMES = 16;
 
 /**
  * Makes a warm call before each expected sync call. `warm(kind)` makes one
- * round trip through the same path as the real calls and returns whether
- * it succeeded; it must not throw. `kind` is what the last real call said
- * about itself (for a caller whose calls take different paths: the IPA
- * proxy tells flat-struct calls from those of the general codec).
+ * round trip through the same path as the real calls and throws as a call
+ * would: an `IpcTimeoutError` (its late reply is dropped by the pipe)
+ * holds warming off for a while, anything else ends it, and the next real
+ * call says why. `kind` is what the last real call said about itself (for
+ * a caller whose calls take different paths: the IPA proxy tells
+ * flat-struct calls from those of the general codec).
  */
 export class CadenceWarmer {
-  readonly #warm: (kind: number) => boolean;
+  readonly #warm: (kind: number) => void;
   /** The kind of the last real call. */
   #kind = 0;
   /** `performance.now()` at the start of the last real call. */
@@ -62,7 +66,7 @@ export class CadenceWarmer {
   /** Times the timer fired (for tests). */
   fires = 0;
 
-  constructor(warm: (kind: number) => boolean) {
+  constructor(warm: (kind: number) => void) {
     this.#warm = warm;
   }
 
@@ -122,7 +126,12 @@ export class CadenceWarmer {
       if (this.#backoff > 0) this.#backoff--;
       else {
         this.warmCalls++;
-        if (!this.#warm(this.#kind)) this.#backoff = BACKOFF_FRAMES;
+        try {
+          this.#warm(this.#kind);
+        } catch (e) {
+          if (e instanceof IpcTimeoutError) this.#backoff = BACKOFF_FRAMES;
+          else this.close();
+        }
       }
     }
     // The warm call may have closed the warmer (its pipe is gone).

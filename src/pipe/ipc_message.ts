@@ -33,6 +33,11 @@ export const IPC_ERROR_CMD = 0xffffffff;
  */
 export const IPC_PING_CMD = 0xfffffffe;
 
+/** Whether `cmd` is one of the pipe's own commands (error reply, ping). */
+export function isReservedCmd(cmd: number): boolean {
+  return cmd === IPC_ERROR_CMD || cmd === IPC_PING_CMD;
+}
+
 /** What a message is made of; every field optional. */
 export interface IpcMessageInit {
   /** The command number (0 to 2^32 - 1). Default 0. */

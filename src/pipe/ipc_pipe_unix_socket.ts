@@ -37,6 +37,7 @@ import {
   IPC_PING_CMD,
   IpcMessage,
   type IpcMessageInit,
+  isReservedCmd,
 } from "./ipc_message.ts";
 import { decodeErrorReply } from "./ipc_call_error.ts";
 import { IpcPeerGoneError, IpcRemoteError } from "./pipe_errors.ts";
@@ -276,17 +277,13 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
 
   /**
    * The warmer's call: a ping through the same path as a sync call,
-   * waiting no longer than the lead it has over the next call. A late
-   * reply is dropped; a pipe that is gone or closed ends warming.
+   * waiting no longer than the lead it has over the next call (its
+   * failures are the warmer's to judge).
    */
-  #warmCall = (): boolean => {
+  #warmCall = (): void => {
     this.#pinging = true;
     try {
       this.#sendSync(PING, WARM_CALL, true)[Symbol.dispose]();
-      return true;
-    } catch (e) {
-      if (!(e instanceof IpcTimeoutError)) this.#warmer?.close();
-      return false;
     } finally {
       this.#pinging = false;
     }
@@ -426,11 +423,14 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     return c;
   }
 
+  /** A reserved command, unless it is the warmer's ping. */
+  #refused(cmd: number): boolean {
+    return isReservedCmd(cmd) && !(cmd === IPC_PING_CMD && this.#pinging);
+  }
+
   #encode(init: IpcMessageInit, cookie: number, action: string) {
     const msg = new IpcMessage(init, cookie);
-    if (
-      msg.cmd === IPC_ERROR_CMD || (msg.cmd === IPC_PING_CMD && !this.#pinging)
-    ) {
+    if (this.#refused(msg.cmd)) {
       throw new RangeError(`${action}: cmd ${msg.cmd} is reserved`);
     }
     return encodeMessage(msg.cmd, cookie, msg.data, msg.fds);
@@ -514,8 +514,8 @@ export class IpcPipeUnixSocket extends TypedEventTarget<IpcPipeEventMap>
     // after them, within this call's deadline).
     if (
       fast === null || this.#queue.length > 0 || !Number.isInteger(cmd) ||
-      cmd < 0 || cmd >= IPC_ERROR_CMD ||
-      (cmd === IPC_PING_CMD && !this.#pinging) || (data !== undefined &&
+      cmd < 0 || cmd > IPC_ERROR_CMD || this.#refused(cmd) ||
+      (data !== undefined &&
         (!(data instanceof Uint8Array) || data.length > FAST_DATA_MAX)) ||
       (msg.fds !== undefined && msg.fds.length > MAX_FDS_PER_MESSAGE)
     ) {

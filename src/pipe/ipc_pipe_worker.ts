@@ -11,6 +11,7 @@ import {
   IPC_PING_CMD,
   IpcMessage,
   type IpcMessageInit,
+  isReservedCmd,
 } from "./ipc_message.ts";
 import { encodeErrorReply } from "./ipc_call_error.ts";
 import {
@@ -229,7 +230,7 @@ export class IpcPipeWorker implements Disposable {
    */
   emit(msg: IpcMessageInit, options: IpcSendOptions = {}): void {
     const m = new IpcMessage(msg);
-    if (m.cmd >= IPC_PING_CMD) {
+    if (isReservedCmd(m.cmd)) {
       throw new RangeError(`Cannot emit ${m.cmd}: the command is reserved`);
     }
     this.#flushHeld();
@@ -570,7 +571,7 @@ export class IpcPipeWorker implements Disposable {
     try {
       if (cookie === 0) return;
       const r = new IpcMessage(reply ?? { cmd: msg.cmd });
-      if (r.cmd >= IPC_PING_CMD) {
+      if (isReservedCmd(r.cmd)) {
         // The caller is told, not sent a reply it would misread.
         this.#replyError(
           cookie,

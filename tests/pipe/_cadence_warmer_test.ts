@@ -6,6 +6,7 @@ import {
   WARM_MAX_PERIOD_MS,
   WARM_MIN_PERIOD_MS,
 } from "../../src/pipe/_cadence_warmer.ts";
+import { IpcPeerGoneError, IpcTimeoutError } from "../../mod.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PERIOD_MS = 30;
@@ -28,7 +29,6 @@ Deno.test("CadenceWarmer makes one warm call before each call of a steady cadenc
   const log: string[] = [];
   const w = new CadenceWarmer(() => {
     log.push("warm");
-    return true;
   });
   await paced(w, log, 12);
   // Learnt from the first gap; then one warm call in every gap (a timer
@@ -58,7 +58,6 @@ Deno.test("CadenceWarmer warms nothing for gaps outside its range, and a burst w
   const log: string[] = [];
   const w = new CadenceWarmer((kind) => {
     log.push(`warm ${kind}`);
-    return true;
   });
   // Back to back: too close to pay.
   for (let i = 0; i < 50; i++) w.note(performance.now());
@@ -83,11 +82,11 @@ Deno.test("CadenceWarmer warms nothing for gaps outside its range, and a burst w
   assertEquals(log.filter((e) => e === "warm 1").length, w.warmCalls);
 });
 
-Deno.test("CadenceWarmer backs off after a failed warm call, and close() disarms it", async () => {
+Deno.test("CadenceWarmer backs off after a warm call that timed out, and close() disarms it", async () => {
   let tries = 0;
   const w = new CadenceWarmer(() => {
     tries++;
-    return false;
+    throw new IpcTimeoutError("Cannot call warm-up: no reply within 3 ms", 3);
   });
   await paced(w, [], 14);
   // One try, then 16 frames without: 14 calls leave room for one only.
@@ -102,10 +101,9 @@ Deno.test("CadenceWarmer backs off after a failed warm call, and close() disarms
   assertEquals(tries, 1);
 });
 
-Deno.test("CadenceWarmer arms no timer once its own warm call closed it (the pipe is gone)", async () => {
-  const w: CadenceWarmer = new CadenceWarmer(() => {
-    w.close();
-    return false;
+Deno.test("CadenceWarmer ends, arming no timer, once a warm call failed otherwise (the pipe is gone)", async () => {
+  const w = new CadenceWarmer(() => {
+    throw new IpcPeerGoneError("Cannot call warm-up", null);
   });
   await paced(w, [], 4);
   await sleep(3 * PERIOD_MS);
